@@ -1,0 +1,187 @@
+//! Orders rendered to their exact wire bytes. The read side of the
+//! repository returns these, so that a cache can store and serve the bytes
+//! themselves and a hit never decodes and re-encodes JSON.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::{Cursor, Order, OrderId, Version};
+
+/// The body of `GET /orders/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderDocument {
+    id: OrderId,
+    version: Version,
+    body: Bytes,
+}
+
+const VERSION_TAIL: &[u8] = b"\"version\":";
+
+impl OrderDocument {
+    pub fn render(order: &Order) -> Self {
+        let body = serde_json::to_vec(order).expect("an order always serialises");
+        Self {
+            id: order.id,
+            version: order.version,
+            body: Bytes::from(body),
+        }
+    }
+
+    /// Rebuilds a document from bytes this crate rendered (a cache hit).
+    /// `version` is the last field of an order, so it is read from the tail
+    /// instead of parsing the whole body; `None` means the bytes are not a
+    /// rendered order and must not be served.
+    pub fn from_rendered(id: OrderId, body: Bytes) -> Option<Self> {
+        let without_brace = body.strip_suffix(b"}")?;
+        let digits_start = without_brace
+            .iter()
+            .rposition(|b| !b.is_ascii_digit())
+            .map_or(0, |i| i + 1);
+        let (head, digits) = without_brace.split_at(digits_start);
+        if !head.ends_with(VERSION_TAIL) || digits.is_empty() {
+            return None;
+        }
+        let version = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        Some(Self {
+            id,
+            version: Version::new(version),
+            body,
+        })
+    }
+
+    pub fn id(&self) -> OrderId {
+        self.id
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+}
+
+/// The body of `GET /orders`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListDocument {
+    body: Bytes,
+}
+
+impl ListDocument {
+    /// Joins already rendered orders into a list body without re-encoding
+    /// them. `next_cursor` is `None` for an unpaginated list (the field is
+    /// left out, as the original did) and `Some(None)` on a last page.
+    pub fn render<'a>(
+        total_orders: u64,
+        orders: impl IntoIterator<Item = &'a [u8]>,
+        next_cursor: Option<Option<Cursor>>,
+    ) -> Self {
+        let orders = orders.into_iter();
+        let mut body = BytesMut::with_capacity(64 + orders.size_hint().0 * 240);
+        body.put_slice(b"{\"total_orders\":");
+        body.put_slice(total_orders.to_string().as_bytes());
+        body.put_slice(b",\"orders\":[");
+        for (i, order) in orders.enumerate() {
+            if i > 0 {
+                body.put_u8(b',');
+            }
+            body.put_slice(order);
+        }
+        body.put_u8(b']');
+        if let Some(next) = next_cursor {
+            body.put_slice(b",\"next_cursor\":");
+            match next {
+                Some(cursor) => {
+                    body.put_u8(b'"');
+                    body.put_slice(cursor.encode().as_bytes());
+                    body.put_u8(b'"');
+                }
+                None => body.put_slice(b"null"),
+            }
+        }
+        body.put_u8(b'}');
+        Self {
+            body: body.freeze(),
+        }
+    }
+
+    /// Wraps bytes this crate rendered (a cache hit).
+    pub fn from_rendered(body: Bytes) -> Self {
+        Self { body }
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CustomerName, ItemName, NewItem, NewOrder, Quantity, Timestamp};
+
+    fn order() -> Order {
+        let new = NewOrder::new(
+            CustomerName::parse("Alice").unwrap(),
+            vec![NewItem {
+                name: ItemName::parse("Pen").unwrap(),
+                quantity: Quantity::parse(2).unwrap(),
+            }],
+        )
+        .unwrap();
+        let mut order = Order::create(&new, Timestamp::from_millis(0));
+        order.version = Version::new(42);
+        order
+    }
+
+    #[test]
+    fn renders_the_wire_format_in_order() {
+        let order = order();
+        let doc = OrderDocument::render(&order);
+        let expected = format!(
+            r#"{{"order_id":"{}","customer_name":"Alice","status":"received","items":[{{"name":"Pen","quantity":2}}],"created_at":"1970-01-01T00:00:00.000Z","updated_at":"1970-01-01T00:00:00.000Z","version":42}}"#,
+            order.id
+        );
+        assert_eq!(doc.body(), expected.as_bytes());
+    }
+
+    #[test]
+    fn reads_the_version_back_from_rendered_bytes() {
+        let doc = OrderDocument::render(&order());
+        let again = OrderDocument::from_rendered(doc.id(), doc.body().clone()).unwrap();
+        assert_eq!(again, doc);
+        assert!(OrderDocument::from_rendered(doc.id(), Bytes::from_static(b"{}")).is_none());
+        assert!(
+            OrderDocument::from_rendered(doc.id(), Bytes::from_static(b"{\"version\":}")).is_none()
+        );
+    }
+
+    #[test]
+    fn list_is_the_json_of_its_parts() {
+        let a = OrderDocument::render(&order());
+        let b = OrderDocument::render(&order());
+        let list = ListDocument::render(7, [&a.body()[..], &b.body()[..]], None);
+        let value: serde_json::Value = serde_json::from_slice(list.body()).unwrap();
+        assert_eq!(value["total_orders"], 7);
+        assert_eq!(value["orders"].as_array().unwrap().len(), 2);
+        assert!(value.get("next_cursor").is_none());
+
+        let empty = ListDocument::render(0, std::iter::empty(), Some(None));
+        assert_eq!(
+            empty.body(),
+            &b"{\"total_orders\":0,\"orders\":[],\"next_cursor\":null}"[..]
+        );
+        let cursor = Cursor::after(a.id());
+        let paged = ListDocument::render(1, [&a.body()[..]], Some(Some(cursor)));
+        let value: serde_json::Value = serde_json::from_slice(paged.body()).unwrap();
+        assert_eq!(value["next_cursor"], cursor.encode());
+    }
+}

@@ -1,0 +1,25 @@
+//! The orders domain: what an order is, what a valid request to make one is,
+//! and what a repository of orders must do. No I/O lives here; storage and
+//! cache implement [`OrderRepository`], http parses requests into these types.
+
+mod document;
+pub mod fake;
+mod id;
+mod input;
+mod order;
+mod query;
+mod repository;
+mod status;
+
+pub use document::{ListDocument, OrderDocument};
+pub use id::{OrderId, ParseOrderIdError};
+pub use input::{
+    CustomerName, IdempotencyKey, ItemName, NewItem, NewOrder, Quantity, ValidationError,
+};
+pub use order::{Item, Order, Timestamp, Version};
+pub use query::{Cursor, Limit, ListQuery, PageRequest};
+pub use repository::{
+    CacheState, CacheStats, Created, Health, KeySpaceStats, OrderRepository, PoolStats, RepoError,
+    RepoStats, ResetOutcome, StatusUpdate,
+};
+pub use status::{OrderStatus, ParseStatusError};
