@@ -1,1 +1,115 @@
-//! placeholder until its issue lands
+//! The HTTP API of the orders service. Handlers are generic over the
+//! domain's [`OrderRepository`]; only the server names a concrete one.
+
+mod admin;
+mod body;
+mod conditional;
+mod error;
+mod input;
+mod metrics;
+mod openapi;
+mod ops;
+mod orders;
+mod telemetry;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::Compress;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use domain::OrderRepository;
+
+pub use admin::AdminPassword;
+pub use body::BODY_LIMIT;
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use openapi::ApiDoc;
+
+/// What every handler shares.
+pub struct AppState<R> {
+    pub repo: R,
+    pub admin: AdminPassword,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub admin_password: AdminPassword,
+    /// `None`: any origin, as the original allowed.
+    pub cors_origins: Option<Vec<String>>,
+    pub workers: usize,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+fn cors(origins: Option<&[String]>) -> Cors {
+    let cors = match origins {
+        None => Cors::default().allow_any_origin(),
+        Some(origins) => origins
+            .iter()
+            .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin)),
+    };
+    cors.allow_any_method()
+        .allow_any_header()
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(3600)
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+}
+
+/// Registers every route; also used by tests that build an `App` directly.
+pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
+    orders::configure::<R>(cfg);
+    admin::configure::<R>(cfg);
+    ops::configure::<R>(cfg);
+}
+
+/// Builds the server on a bound listener (port 0 in tests). The returned
+/// [`Server`] handles SIGINT and SIGTERM itself with a graceful shutdown.
+pub fn serve<R: OrderRepository>(
+    repo: R,
+    settings: HttpSettings,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(AppState {
+        repo,
+        admin: settings.admin_password.clone(),
+    });
+    let metrics = web::Data::new(Metrics::default());
+    let origins = settings.cors_origins.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(metrics.clone())
+            .app_data(web::QueryConfig::default().error_handler(|error, _req| {
+                ApiError::bad_request("invalid_query", format!("Invalid query string: {error}."))
+                    .into()
+            }))
+            .configure(configure::<R>)
+            .default_service(web::to(not_found))
+            .wrap(Compress::default())
+            .wrap(cors(origins.as_deref()))
+            .wrap_fn(telemetry::observe)
+    })
+    .workers(settings.workers.max(1))
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

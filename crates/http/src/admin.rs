@@ -1,0 +1,126 @@
+//! The original's admin endpoints, behind a shared secret.
+
+use std::fmt;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::OrderRepository;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::input;
+
+/// `ADMIN_PASSWORD`; admin endpoints answer 403 while it is unset or empty.
+/// Never printed.
+#[derive(Clone, Default)]
+pub struct AdminPassword(Option<String>);
+
+impl AdminPassword {
+    pub fn new(password: Option<String>) -> Self {
+        Self(password.filter(|password| !password.is_empty()))
+    }
+
+    fn check(&self, req: &HttpRequest, body: Option<&Value>) -> Result<(), ApiError> {
+        let expected = self.0.as_ref().ok_or(ApiError::AdminDisabled)?;
+        let from_header = req
+            .headers()
+            .get("x-admin-password")
+            .map(|value| value.as_bytes());
+        let from_body = || {
+            body.and_then(|body| body.get("password"))
+                .and_then(Value::as_str)
+                .map(str::as_bytes)
+        };
+        let given = from_header.or_else(from_body).unwrap_or_default();
+        // Constant time for equal lengths; a length mismatch alone reveals
+        // only the length.
+        if bool::from(given.ct_eq(expected.as_bytes())) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+impl fmt::Debug for AdminPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "AdminPassword(***)" } else { "AdminPassword(unset)" })
+    }
+}
+
+pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/admin/reset")
+            .route(web::post().to(reset::<R>))
+            .default_service(web::to(crate::method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin/seed")
+            .route(web::post().to(seed::<R>))
+            .default_service(web::to(crate::method_not_allowed)),
+    );
+}
+
+/// The body is taken as a `Result` so that a disabled or unauthorised call
+/// is answered as such even when its body is also broken.
+fn authorize<R>(
+    state: &AppState<R>,
+    req: &HttpRequest,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Option<Value>, ApiError> {
+    let body = body.map(|JsonBody(body)| body);
+    state
+        .admin
+        .check(req, body.as_ref().ok().and_then(Option::as_ref))?;
+    body
+}
+
+#[utoipa::path(
+    post, path = "/admin/reset", tag = "admin",
+    params(("X-Admin-Password" = Option<String>, Header, description = "Or a \"password\" field in the JSON body")),
+    responses(
+        (status = 200, description = "Every order deleted", body = crate::openapi::ResetResult),
+        (status = 401, description = "Wrong or missing password", body = crate::openapi::Error),
+        (status = 403, description = "ADMIN_PASSWORD is not set", body = crate::openapi::Error),
+    )
+)]
+pub async fn reset<R: OrderRepository>(
+    state: web::Data<AppState<R>>,
+    req: HttpRequest,
+    body: Result<JsonBody, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &req, body)?;
+    let outcome = state.repo.reset().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "All orders have been removed.",
+        "deleted_orders": outcome.orders,
+    })))
+}
+
+#[utoipa::path(
+    post, path = "/admin/seed", tag = "admin",
+    params(("X-Admin-Password" = Option<String>, Header, description = "Or a \"password\" field in the JSON body")),
+    request_body = crate::openapi::SeedRequest,
+    responses(
+        (status = 201, description = "Fake orders created", body = crate::openapi::SeedResult),
+        (status = 400, description = "count missing or out of 1..=100000", body = crate::openapi::Error),
+        (status = 401, description = "Wrong or missing password", body = crate::openapi::Error),
+        (status = 403, description = "ADMIN_PASSWORD is not set", body = crate::openapi::Error),
+    )
+)]
+pub async fn seed<R: OrderRepository>(
+    state: web::Data<AppState<R>>,
+    req: HttpRequest,
+    body: Result<JsonBody, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let body = authorize(&state, &req, body)?;
+    let count = input::seed_count(body.as_ref())?;
+    let orders = domain::fake::orders(count, &mut rand::rng());
+    let created = state.repo.seed(orders).await?;
+    Ok(HttpResponse::Created().json(json!({
+        "message": format!("Seeded {created} fake orders."),
+        "created": created,
+    })))
+}

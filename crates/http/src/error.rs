@@ -1,0 +1,145 @@
+//! The one place where failures become HTTP responses. Every non-2xx answer
+//! is JSON with a message a person can act on and a stable `code`; causes
+//! go to the log, never to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use domain::{RepoError, ValidationError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+    },
+    #[error("Order with ID '{0}' not found.")]
+    OrderNotFound(String),
+    #[error("Unauthorized.")]
+    Unauthorized,
+    #[error("Admin endpoints are disabled: set ADMIN_PASSWORD to enable them.")]
+    AdminDisabled,
+    #[error("No such endpoint: {method} {path}.")]
+    RouteNotFound { method: String, path: String },
+    #[error("Method {0} is not allowed on this endpoint.")]
+    MethodNotAllowed(String),
+    #[error("The order has changed: it is now at version {0}. Read it again and retry.")]
+    PreconditionFailed(u64),
+    #[error("Request body must be at most 64 KiB.")]
+    PayloadTooLarge,
+    #[error("Content-Type must be application/json.")]
+    UnsupportedMediaType,
+    #[error("This Idempotency-Key was already used with a different request body.")]
+    IdempotencyMismatch,
+    #[error("The database is unavailable; try again shortly.")]
+    Unavailable(#[source] RepoError),
+    #[error("Internal server error.")]
+    Internal(#[source] RepoError),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(error) => error.code(),
+            Self::BadRequest { code, .. } => code,
+            Self::OrderNotFound(_) => "order_not_found",
+            Self::Unauthorized => "unauthorized",
+            Self::AdminDisabled => "admin_disabled",
+            Self::RouteNotFound { .. } => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PreconditionFailed(_) => "precondition_failed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::IdempotencyMismatch => "idempotency_key_reused",
+            Self::Unavailable(_) => "database_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(error: RepoError) -> Self {
+        match error {
+            RepoError::Unavailable(_) => Self::Unavailable(error),
+            RepoError::IdempotencyMismatch => Self::IdempotencyMismatch,
+            RepoError::Internal(_) => Self::Internal(error),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    code: &'a str,
+}
+
+/// The cause chain of an error on one line, for logs.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::OrderNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Unavailable(_) => tracing::warn!(error = %chain(self), "request failed"),
+            Self::Internal(_) => tracing::error!(error = %chain(self), "request failed"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unavailable(_) = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response.json(ErrorBody {
+            error: self.to_string(),
+            code: self.code(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_stay_out_of_the_body() {
+        let cause: Box<dyn std::error::Error + Send + Sync> = "secret dsn mysql://root".into();
+        let error = ApiError::from(RepoError::Unavailable(cause));
+        assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!error.to_string().contains("mysql"));
+        assert!(chain(&error).contains("mysql"));
+    }
+}

@@ -1,0 +1,153 @@
+//! `/metrics` in the Prometheus (OpenMetrics) text format: requests by
+//! route, method and status, latency histograms, and the repository's own
+//! counters (cache hits, misses and errors per key space; pool use), read
+//! at scrape time.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use domain::RepoStats;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~13 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route and method",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn render(&self, stats: &RepoStats) -> String {
+        let mut text = String::with_capacity(8 * 1024);
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        // The repository's counters are snapshots owned by other crates, so
+        // they are written here, before the closing marker.
+        let body_end = text.rfind("# EOF").unwrap_or(text.len());
+        text.truncate(body_end);
+        write_repo_stats(&mut text, stats).expect("writing to a String cannot fail");
+        text.push_str("# EOF\n");
+        text
+    }
+}
+
+fn write_repo_stats(out: &mut String, stats: &RepoStats) -> std::fmt::Result {
+    if let Some(cache) = stats.cache {
+        for (name, help, pick) in [
+            ("cache_hits", "Cache lookups answered from Redis", 0),
+            ("cache_misses", "Cache lookups that went to the database", 1),
+            ("cache_errors", "Redis operations that failed or timed out", 2),
+        ] {
+            writeln!(out, "# HELP {name} {help}.")?;
+            writeln!(out, "# TYPE {name} counter")?;
+            for (space, counts) in [("list", cache.list), ("detail", cache.detail)] {
+                let value = [counts.hits, counts.misses, counts.errors][pick];
+                writeln!(out, "{name}_total{{keyspace=\"{space}\"}} {value}")?;
+            }
+        }
+    }
+    let pool = stats.pool;
+    writeln!(out, "# HELP db_pool_connections Database connections by state.")?;
+    writeln!(out, "# TYPE db_pool_connections gauge")?;
+    writeln!(out, "db_pool_connections{{state=\"idle\"}} {}", pool.available)?;
+    writeln!(
+        out,
+        "db_pool_connections{{state=\"in_use\"}} {}",
+        pool.size.saturating_sub(pool.available)
+    )?;
+    writeln!(out, "# HELP db_pool_max_connections Database pool capacity.")?;
+    writeln!(out, "# TYPE db_pool_max_connections gauge")?;
+    writeln!(out, "db_pool_max_connections {}", pool.max_size)?;
+    writeln!(out, "# HELP db_pool_waiting Requests waiting for a database connection.")?;
+    writeln!(out, "# TYPE db_pool_waiting gauge")?;
+    writeln!(out, "db_pool_waiting {}", pool.waiting)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{CacheStats, KeySpaceStats, PoolStats};
+
+    use super::*;
+
+    #[test]
+    fn renders_requests_and_repository_counters() {
+        let metrics = Metrics::default();
+        metrics.observe("GET", "/orders/{order_id}", 200, Duration::from_millis(3));
+        let stats = RepoStats {
+            pool: PoolStats { max_size: 8, size: 3, available: 2, waiting: 0 },
+            cache: Some(CacheStats {
+                list: KeySpaceStats { hits: 5, misses: 1, errors: 0 },
+                detail: KeySpaceStats::default(),
+            }),
+        };
+        let text = metrics.render(&stats);
+        assert!(text.contains(r#"http_requests_total{method="GET",route="/orders/{order_id}",status="200"} 1"#), "{text}");
+        assert!(text.contains("http_request_duration_seconds_bucket"));
+        assert!(text.contains(r#"cache_hits_total{keyspace="list"} 5"#));
+        assert!(text.contains(r#"db_pool_connections{state="in_use"} 1"#));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

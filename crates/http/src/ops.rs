@@ -1,0 +1,60 @@
+//! Operational endpoints: liveness, readiness, metrics, API description.
+
+use actix_web::{HttpResponse, web};
+use domain::OrderRepository;
+use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::AppState;
+use crate::metrics::Metrics;
+use crate::openapi::ApiDoc;
+
+pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz::<R>))
+        .route("/metrics", web::get().to(metrics::<R>))
+        .route("/openapi.json", web::get().to(openapi))
+        .service(Scalar::with_url("/docs", ApiDoc::openapi()));
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Serving; a cache outage is \"degraded\"", body = crate::openapi::Readiness),
+        (status = 503, description = "The database is unreachable", body = crate::openapi::Readiness),
+    ))]
+pub async fn readyz<R: OrderRepository>(state: web::Data<AppState<R>>) -> HttpResponse {
+    let health = state.repo.health().await;
+    let cache = health.cache.as_str();
+    if !health.database_ok {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unavailable", "database": "unavailable", "cache": cache,
+        }));
+    }
+    let status = match health.cache {
+        domain::CacheState::Unavailable => "degraded",
+        _ => "ok",
+    };
+    HttpResponse::Ok().json(json!({"status": status, "database": "ok", "cache": cache}))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus (OpenMetrics) text", content_type = "application/openmetrics-text")))]
+pub async fn metrics<R: OrderRepository>(
+    state: web::Data<AppState<R>>,
+    metrics: web::Data<Metrics>,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.render(&state.repo.stats()))
+}
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
