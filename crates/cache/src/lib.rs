@@ -1,1 +1,270 @@
-//! placeholder until its issue lands
+//! The Redis cache of the orders service: [`CachedRepository`] wraps any
+//! [`OrderRepository`] and implements it again, keeping the original
+//! service's keys and serving cached bodies as the exact bytes stored.
+//!
+//! # Keys (`{p}` is [`CacheConfig::key_prefix`], empty by default)
+//!
+//! | key | holds |
+//! |---|---|
+//! | `{p}orders:list:version` | integer, absent = 0; `INCR` after every committed write |
+//! | `{p}orders:list:{v}` | `GET /orders` body (no parameters) at version `v` |
+//! | `{p}orders:list:{v}:{canonical}` | other list queries ([`ListQuery::canonical`]) |
+//! | `{p}orders:detail:{order_id}` | `GET /orders/{id}` body |
+//! | `{p}orders:detail-lease:{order_id}` | token of the one reader allowed to fill that detail key (5 s) |
+//! | `{p}orders:detail-epoch` | integer, absent = 0; `INCR` by every full invalidation |
+//!
+//! Payloads expire after the TTL ± 10 %.
+//!
+//! # Consistency
+//!
+//! Once a write has returned, no read returns the state before it:
+//! - **list**: a reader reads the version *before* the database (one Lua
+//!   script reads the version and the payload under it). A reader that read
+//!   old rows read an old version, and stores (only if that version is still
+//!   current) under a key no later reader asks for.
+//! - **detail**: on a miss the reader takes a lease (a random token) and
+//!   notes the epoch, in the same script; after the database read it stores
+//!   only if its lease is still there and the epoch unchanged. A writer,
+//!   after commit, `INCR`s the version and deletes the detail key *and the
+//!   lease* in one round trip, so a reader that read the old row cannot
+//!   store it. Reset and seed bump the version and the epoch, then delete
+//!   every detail key with `SCAN` + `UNLINK` (the epoch closes the SCAN's
+//!   race, see `RedisCache::purge`).
+//! - **stampede**: concurrent misses of one key in this process share one
+//!   inner call (per list version and query, per order and lease token).
+//!
+//! # Faults
+//!
+//! Every Redis operation is bounded by [`CacheConfig::timeout`]; a circuit
+//! breaker skips Redis after 3 consecutive failures (1 s cool-down, doubling
+//! to 10 s, one probe per cool-down). A request never fails because of the
+//! cache. A write whose invalidation failed or was skipped, or an opening
+//! of the breaker, marks the cache "dirty": reads then bypass it, and a
+//! background repair (a full invalidation, as reset does) must succeed
+//! before it is used again. Other instances that could reach Redis all
+//! along are not told of such a write until then; once this instance's
+//! repair runs, the version and epoch bumps reach them too. Until then they
+//! may serve the pre-write entry, for at most the TTL.
+
+mod breaker;
+mod dirty;
+mod error;
+mod flight;
+mod keys;
+mod redis_cache;
+mod scripts;
+mod stats;
+mod warnings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use deadpool_redis::redis;
+use domain::{
+    CacheState, Created, Health, IdempotencyKey, ListDocument, ListQuery, NewOrder, Order,
+    OrderDocument, OrderId, OrderRepository, OrderStatus, RepoError, RepoStats, ResetOutcome,
+    StatusUpdate, Version,
+};
+pub use error::CacheError;
+
+use crate::redis_cache::{DetailLookup, ListLookup, RedisCache};
+
+/// How the cache is set up; the server fills it from the environment.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `redis://` or `rediss://` (TLS).
+    pub redis_url: String,
+    /// `ORDERS_CACHE_TTL`: payload lifetime (± 10 % jitter).
+    pub ttl: Duration,
+    /// `CACHE_TIMEOUT_MS`: the bound on every Redis operation.
+    pub timeout: Duration,
+    /// `CACHE_DISABLED`: no pool, no connection, pure pass-through.
+    pub disabled: bool,
+    /// Put before every key; empty in production so the keys are the
+    /// original's, unique per test so tests can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: "redis://localhost:6379/0".to_owned(),
+            ttl: Duration::from_secs(30),
+            timeout: Duration::from_millis(50),
+            disabled: false,
+            key_prefix: String::new(),
+        }
+    }
+}
+
+/// An [`OrderRepository`] with a Redis cache in front of `R`'s reads.
+pub struct CachedRepository<R> {
+    inner: Arc<R>,
+    /// `None` when the cache is disabled.
+    cache: Option<Arc<RedisCache>>,
+}
+
+impl<R> Clone for CachedRepository<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+impl<R: OrderRepository> CachedRepository<R> {
+    /// Does no I/O. Disabled: no pool is even built. Enabled: the pool
+    /// connects on first use, so a Redis that is absent at start fails
+    /// nothing. Fails only on a URL that is not a Redis URL.
+    pub fn new(inner: R, config: CacheConfig) -> Result<Self, CacheError> {
+        let cache = if config.disabled {
+            None
+        } else {
+            Some(Arc::new(RedisCache::new(&config)?))
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+            cache,
+        })
+    }
+
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// What reset and seed do to the cache: a new list version, a new
+    /// detail epoch, every detail key deleted. For callers that changed the
+    /// database behind the repository's back (xtask's bulk operations).
+    /// Ok when the cache is disabled.
+    pub async fn invalidate_all(&self) -> Result<(), CacheError> {
+        match &self.cache {
+            Some(cache) => cache.invalidate_all().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn after_bulk_write(&self) {
+        if let Some(cache) = &self.cache {
+            // A failure has already marked the cache dirty and been logged.
+            let _ = cache.invalidate_all().await;
+        }
+    }
+
+    async fn after_order_write(&self, id: OrderId) {
+        if let Some(cache) = &self.cache {
+            cache.order_written(id).await;
+        }
+    }
+}
+
+impl<R: OrderRepository> OrderRepository for CachedRepository<R> {
+    async fn create(
+        &self,
+        order: NewOrder,
+        idempotency: Option<IdempotencyKey>,
+    ) -> Result<Created, RepoError> {
+        let created = self.inner.create(order, idempotency).await?;
+        // A replay changed nothing, so there is nothing to invalidate.
+        if !created.replayed {
+            self.after_order_write(created.document.id()).await;
+        }
+        Ok(created)
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<OrderDocument>, RepoError> {
+        let Some(cache) = &self.cache else {
+            return self.inner.get(id).await;
+        };
+        match cache.detail_lookup(id).await {
+            DetailLookup::Hit(document) => Ok(Some(document)),
+            DetailLookup::Bypass => self.inner.get(id).await,
+            DetailLookup::Miss(lease) => {
+                // Joining a flight is safe only under the lease in force:
+                // it still holding proves no write invalidated this order
+                // since the flight's reader took it, before its read.
+                let key = (id, lease.holder.clone());
+                let fill = || Arc::clone(cache).detail_fill(Arc::clone(&self.inner), id, lease);
+                cache
+                    .detail_flights
+                    .run(key, fill)
+                    .await
+                    .map_err(flight::unshare)
+            }
+        }
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<ListDocument, RepoError> {
+        let Some(cache) = &self.cache else {
+            return self.inner.list(query).await;
+        };
+        let canonical = query.canonical();
+        match cache.list_lookup(canonical.as_deref()).await {
+            ListLookup::Hit(document) => Ok(document),
+            ListLookup::Bypass => self.inner.list(query).await,
+            ListLookup::Miss { version } => {
+                // The version in the key keeps flights from spanning a
+                // write: a write bumps it before it returns.
+                let fill =
+                    || Arc::clone(cache).list_fill(Arc::clone(&self.inner), query, version);
+                cache
+                    .list_flights
+                    .run((version, canonical), fill)
+                    .await
+                    .map_err(flight::unshare)
+            }
+        }
+    }
+
+    async fn update_status(
+        &self,
+        id: OrderId,
+        status: OrderStatus,
+        expected: Option<Version>,
+    ) -> Result<StatusUpdate, RepoError> {
+        let update = self.inner.update_status(id, status, expected).await?;
+        if let StatusUpdate::Updated(document) = &update {
+            self.after_order_write(document.id()).await;
+        }
+        Ok(update)
+    }
+
+    async fn delete(&self, id: OrderId) -> Result<bool, RepoError> {
+        let deleted = self.inner.delete(id).await?;
+        if deleted {
+            self.after_order_write(id).await;
+        }
+        Ok(deleted)
+    }
+
+    async fn reset(&self) -> Result<ResetOutcome, RepoError> {
+        let outcome = self.inner.reset().await?;
+        self.after_bulk_write().await;
+        Ok(outcome)
+    }
+
+    async fn seed(&self, orders: Vec<Order>) -> Result<u64, RepoError> {
+        let created = self.inner.seed(orders).await?;
+        self.after_bulk_write().await;
+        Ok(created)
+    }
+
+    async fn health(&self) -> Health {
+        let Some(cache) = &self.cache else {
+            let mut health = self.inner.health().await;
+            health.cache = CacheState::Disabled;
+            return health;
+        };
+        let (mut health, cache) = futures::join!(self.inner.health(), cache.state());
+        health.cache = cache;
+        health
+    }
+
+    /// The inner stats with the cache's counters; `cache: None` when the
+    /// cache is disabled (there is no cache layer to count).
+    fn stats(&self) -> RepoStats {
+        let mut stats = self.inner.stats();
+        stats.cache = self.cache.as_ref().map(|cache| cache.counters.snapshot());
+        stats
+    }
+}

@@ -1,0 +1,29 @@
+use std::time::Duration;
+
+use deadpool_redis::{BuildError, PoolError, redis::RedisError};
+
+/// What can go wrong talking to Redis. None of these ever reaches a client:
+/// a failed cache operation turns into a database read (or, for a write, a
+/// "dirty" mark that keeps the cache out of use until it is purged).
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// `redis_url` is not a Redis URL (or names TLS without support for it).
+    #[error("invalid Redis URL")]
+    InvalidUrl(#[source] RedisError),
+    #[error("could not build the Redis connection pool")]
+    Build(#[source] BuildError),
+    /// No pooled connection could be had (refused, unreachable, pool timeout).
+    #[error("no Redis connection")]
+    Connection(#[source] PoolError),
+    #[error("a Redis command failed")]
+    Command(#[source] RedisError),
+    /// Redis did not answer within `CacheConfig::timeout` (hung or slow).
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The circuit breaker is open after repeated failures: Redis is skipped.
+    #[error("Redis is skipped for a while after repeated failures")]
+    CircuitOpen,
+    /// Redis answered something our scripts never return.
+    #[error("unexpected reply from Redis: {0}")]
+    Reply(String),
+}

@@ -1,0 +1,562 @@
+//! Everything the decorator does with Redis: guarded calls (breaker and
+//! timeout), the read steps (lookup, then fill after the database read),
+//! the invalidations, and the repair of a dirty cache.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisResult, Value};
+use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use domain::{CacheState, ListDocument, ListQuery, OrderDocument, OrderId, OrderRepository};
+use futures::future::{BoxFuture, FutureExt};
+use rand::Rng;
+
+use crate::breaker::Breaker;
+use crate::dirty::Dirty;
+use crate::flight::{Flights, Outcome};
+use crate::keys::Keys;
+use crate::scripts::Scripts;
+use crate::stats::{Counters, Space};
+use crate::warnings::Warnings;
+use crate::{CacheConfig, CacheError};
+
+/// Connections in the pool. Each is multiplexed, but deadpool lends one to
+/// one caller at a time, so this bounds concurrent cache calls.
+const POOL_SIZE: usize = 16;
+
+/// How long a reader may hold the right to fill a detail key. Longer than
+/// any sane database read; a reader slower than this just doesn't store.
+const LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// Keys per `SCAN` step of a full invalidation.
+const SCAN_BATCH: usize = 1000;
+
+/// What a list lookup found.
+pub(crate) enum ListLookup {
+    Hit(ListDocument),
+    /// Not cached under `version`, the version read before the database.
+    Miss {
+        version: u64,
+    },
+    /// The cache must not be used for this read.
+    Bypass,
+}
+
+/// What a detail lookup found.
+pub(crate) enum DetailLookup {
+    Hit(OrderDocument),
+    Miss(Lease),
+    Bypass,
+}
+
+/// The fill right of a detail key as the lookup left it.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    /// The token in force: ours when `acquired`, another reader's otherwise.
+    pub(crate) holder: String,
+    pub(crate) acquired: bool,
+    /// The detail epoch when the lease was looked at.
+    epoch: String,
+}
+
+pub(crate) struct RedisCache {
+    pool: Pool,
+    timeout: Duration,
+    ttl: Duration,
+    keys: Keys,
+    scripts: Scripts,
+    breaker: Breaker,
+    warnings: Warnings,
+    dirty: Dirty,
+    repairing: AtomicBool,
+    pub(crate) counters: Counters,
+    /// Keyed by (version read before the database, canonical query).
+    pub(crate) list_flights: Flights<(u64, Option<String>), ListDocument>,
+    /// Keyed by (order, lease token in force).
+    pub(crate) detail_flights: Flights<(OrderId, String), Option<OrderDocument>>,
+}
+
+impl RedisCache {
+    /// Builds the pool without connecting: connections are made on first
+    /// use, so a Redis that is down at start delays nothing.
+    pub(crate) fn new(config: &CacheConfig) -> Result<Self, CacheError> {
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout));
+        let manager = Manager::new_with_config(config.redis_url.as_str(), connection)
+            .map_err(CacheError::InvalidUrl)?;
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(config.timeout))
+            .create_timeout(Some(config.timeout))
+            .recycle_timeout(Some(config.timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(CacheError::Build)?;
+        Ok(Self {
+            pool,
+            timeout: config.timeout,
+            ttl: config.ttl,
+            keys: Keys::new(&config.key_prefix),
+            scripts: Scripts::new(),
+            breaker: Breaker::default(),
+            warnings: Warnings::default(),
+            dirty: Dirty::default(),
+            repairing: AtomicBool::new(false),
+            counters: Counters::default(),
+            list_flights: Flights::default(),
+            detail_flights: Flights::default(),
+        })
+    }
+
+    /// One Redis operation: skipped while the breaker is open, bounded by
+    /// the timeout as a whole (pool wait, connect, command), and recorded in
+    /// the breaker, the counters and the (rate-limited) log. Cancelling the
+    /// command midway is safe on a multiplexed connection: its reply is
+    /// dropped by the connection's driver.
+    async fn call<T, F, Fut>(&self, space: Option<Space>, op: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let Some(admission) = self.breaker.admit(Instant::now()) else {
+            return Err(CacheError::CircuitOpen);
+        };
+        let attempt = async {
+            let connection = self.pool.get().await.map_err(CacheError::Connection)?;
+            op(connection).await.map_err(CacheError::Command)
+        };
+        let result = tokio::time::timeout(self.timeout, attempt)
+            .await
+            .unwrap_or(Err(CacheError::Timeout(self.timeout)));
+        match &result {
+            Ok(_) => self.breaker.succeeded(),
+            Err(error) => {
+                if let Some(space) = space {
+                    self.counters.error(space);
+                }
+                if self.breaker.failed(admission, Instant::now()) {
+                    // Contact is lost for a while: whatever happens to Redis
+                    // meanwhile (a restart from an old snapshot, writes of
+                    // other instances lost with it) is unknown, so it is
+                    // purged before it is trusted again.
+                    self.dirty.mark();
+                }
+                self.warnings.warn(error);
+            }
+        }
+        result
+    }
+
+    /// Whether reads may use Redis now. While dirty they may not, and a
+    /// repair is started in the background (not in the request's time).
+    fn usable(self: &Arc<Self>) -> bool {
+        if !self.dirty.is_set() {
+            return true;
+        }
+        self.start_repair();
+        false
+    }
+
+    fn start_repair(self: &Arc<Self>) {
+        if !self.breaker.would_admit(Instant::now()) || self.repairing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let cache = Arc::clone(self);
+        tokio::spawn(async move {
+            let _done = ClearOnDrop(&cache.repairing);
+            if let Err(error) = cache.invalidate_all().await {
+                tracing::debug!(%error, "cache repair failed; will retry");
+            }
+        });
+    }
+
+    fn ttl_millis(&self) -> u64 {
+        let base = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX / 2);
+        let spread = base / 10;
+        rand::rng()
+            .random_range(base - spread..=base + spread)
+            .max(1)
+    }
+
+    // ----- list -----
+
+    pub(crate) async fn list_lookup(self: &Arc<Self>, canonical: Option<&str>) -> ListLookup {
+        if !self.usable() {
+            self.counters.miss(Space::List);
+            return ListLookup::Bypass;
+        }
+        let version_key = self.keys.list_version();
+        let head = self.keys.list_head();
+        let suffix = Keys::list_suffix(canonical);
+        let reply = self
+            .call(Some(Space::List), |mut conn| async move {
+                let mut invocation = self.scripts.list_read.prepare_invoke();
+                invocation.key(&version_key).arg(&head).arg(&suffix);
+                invocation
+                    .invoke_async::<(String, Option<Bytes>)>(&mut conn)
+                    .await
+            })
+            .await;
+        let lookup = match reply {
+            Ok((version, body)) => match version.parse::<u64>() {
+                Ok(version) => match body {
+                    Some(body) if is_list_body(&body) => {
+                        ListLookup::Hit(ListDocument::from_rendered(body))
+                    }
+                    // Absent, or not a list body: filled (and overwritten)
+                    // after the database read.
+                    _ => ListLookup::Miss { version },
+                },
+                Err(_) => {
+                    self.counters.error(Space::List);
+                    self.warnings.warn(&CacheError::Reply(format!(
+                        "{} is not an integer: {version:?}",
+                        self.keys.list_version()
+                    )));
+                    ListLookup::Bypass
+                }
+            },
+            Err(_) => ListLookup::Bypass,
+        };
+        match &lookup {
+            ListLookup::Hit(_) => self.counters.hit(Space::List),
+            _ => self.counters.miss(Space::List),
+        }
+        lookup
+    }
+
+    /// The flight body of a list miss: the database read, then the store
+    /// under the version read before it (only if still current).
+    pub(crate) fn list_fill<R: OrderRepository>(
+        self: Arc<Self>,
+        inner: Arc<R>,
+        query: ListQuery,
+        version: u64,
+    ) -> BoxFuture<'static, Outcome<ListDocument>> {
+        async move {
+            let document = inner.list(query).await.map_err(Arc::new)?;
+            self.list_store(query, version, &document).await;
+            Ok(document)
+        }
+        .boxed()
+    }
+
+    /// A failed store only costs the next reader a database read.
+    async fn list_store(&self, query: ListQuery, version: u64, document: &ListDocument) {
+        let canonical = query.canonical();
+        let version_key = self.keys.list_version();
+        let head = self.keys.list_head();
+        let suffix = Keys::list_suffix(canonical.as_deref());
+        let ttl = self.ttl_millis();
+        let body = document.body();
+        let _stored = self
+            .call(Some(Space::List), |mut conn| async move {
+                let mut invocation = self.scripts.list_store.prepare_invoke();
+                invocation
+                    .key(&version_key)
+                    .arg(&head)
+                    .arg(&suffix)
+                    .arg(version)
+                    .arg(body.as_ref())
+                    .arg(ttl);
+                invocation.invoke_async::<i64>(&mut conn).await
+            })
+            .await;
+    }
+
+    // ----- detail -----
+
+    pub(crate) async fn detail_lookup(self: &Arc<Self>, id: OrderId) -> DetailLookup {
+        if !self.usable() {
+            self.counters.miss(Space::Detail);
+            return DetailLookup::Bypass;
+        }
+        let detail_key = self.keys.detail(id);
+        let lease_key = self.keys.lease(id);
+        let epoch_key = self.keys.detail_epoch();
+        let token = format!("{:032x}", rand::random::<u128>());
+        let lease_ms = LEASE_TTL.as_millis() as u64;
+        let reply = self
+            .call(Some(Space::Detail), |mut conn| async move {
+                let mut invocation = self.scripts.detail_read.prepare_invoke();
+                invocation
+                    .key(&detail_key)
+                    .key(&lease_key)
+                    .key(&epoch_key)
+                    .arg(&token)
+                    .arg(lease_ms);
+                invocation.invoke_async::<Vec<Value>>(&mut conn).await
+            })
+            .await;
+        let lookup = match reply.and_then(parse_detail_reply) {
+            Ok(DetailReply::Hit(body)) => match OrderDocument::from_rendered(id, body) {
+                Some(document) => DetailLookup::Hit(document),
+                None => {
+                    // Junk under our key (not bytes we rendered): drop it so
+                    // the next reader can fill it, and read the database.
+                    self.counters.error(Space::Detail);
+                    let detail_key = self.keys.detail(id);
+                    let _deleted = self
+                        .call(Some(Space::Detail), |mut conn| async move {
+                            redis::cmd("DEL")
+                                .arg(&detail_key)
+                                .query_async::<i64>(&mut conn)
+                                .await
+                        })
+                        .await;
+                    DetailLookup::Bypass
+                }
+            },
+            Ok(DetailReply::Miss(lease)) => DetailLookup::Miss(lease),
+            Err(CacheError::Reply(message)) => {
+                self.counters.error(Space::Detail);
+                self.warnings.warn(&CacheError::Reply(message));
+                DetailLookup::Bypass
+            }
+            Err(_) => DetailLookup::Bypass,
+        };
+        match &lookup {
+            DetailLookup::Hit(_) => self.counters.hit(Space::Detail),
+            _ => self.counters.miss(Space::Detail),
+        }
+        lookup
+    }
+
+    /// The flight body of a detail miss: the database read, then, if this
+    /// reader holds the lease, the conditional store (or the lease's
+    /// release when there is nothing to store).
+    pub(crate) fn detail_fill<R: OrderRepository>(
+        self: Arc<Self>,
+        inner: Arc<R>,
+        id: OrderId,
+        lease: Lease,
+    ) -> BoxFuture<'static, Outcome<Option<OrderDocument>>> {
+        async move {
+            let found = inner.get(id).await;
+            if lease.acquired {
+                match &found {
+                    Ok(Some(document)) => self.detail_store(id, &lease, document).await,
+                    _ => self.lease_release(id, &lease.holder).await,
+                }
+            }
+            found.map_err(Arc::new)
+        }
+        .boxed()
+    }
+
+    async fn detail_store(&self, id: OrderId, lease: &Lease, document: &OrderDocument) {
+        let detail_key = self.keys.detail(id);
+        let lease_key = self.keys.lease(id);
+        let epoch_key = self.keys.detail_epoch();
+        let ttl = self.ttl_millis();
+        let body = document.body();
+        let _stored = self
+            .call(Some(Space::Detail), |mut conn| async move {
+                let mut invocation = self.scripts.detail_store.prepare_invoke();
+                invocation
+                    .key(&detail_key)
+                    .key(&lease_key)
+                    .key(&epoch_key)
+                    .arg(&lease.holder)
+                    .arg(&lease.epoch)
+                    .arg(body.as_ref())
+                    .arg(ttl);
+                invocation.invoke_async::<i64>(&mut conn).await
+            })
+            .await;
+    }
+
+    async fn lease_release(&self, id: OrderId, token: &str) {
+        let lease_key = self.keys.lease(id);
+        let _released = self
+            .call(Some(Space::Detail), |mut conn| async move {
+                let mut invocation = self.scripts.lease_release.prepare_invoke();
+                invocation.key(&lease_key).arg(token);
+                invocation.invoke_async::<i64>(&mut conn).await
+            })
+            .await;
+    }
+
+    // ----- writes -----
+
+    /// After a committed change of one order: bump the list version and drop
+    /// the order's detail key and lease, in one round trip. Dropping the
+    /// lease is what makes a fill that read the old row fail its store. A
+    /// failure never fails the write: it marks the cache dirty instead.
+    pub(crate) async fn order_written(&self, id: OrderId) {
+        let version_key = self.keys.list_version();
+        let detail_key = self.keys.detail(id);
+        let lease_key = self.keys.lease(id);
+        let result = self
+            .call(Some(Space::Both), |mut conn| async move {
+                redis::pipe()
+                    .cmd("INCR")
+                    .arg(&version_key)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(&detail_key)
+                    .arg(&lease_key)
+                    .ignore()
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await;
+        if result.is_err() {
+            self.dirty.mark();
+        }
+    }
+
+    /// Everything goes: a new list version, a new detail epoch, and every
+    /// detail key deleted. On success it clears the dirty marks made before
+    /// it began; on failure it marks the cache dirty (so reads bypass it
+    /// until a later purge succeeds).
+    pub(crate) async fn invalidate_all(&self) -> Result<(), CacheError> {
+        let generation = self.dirty.generation();
+        match self.purge().await {
+            Ok(()) => {
+                self.dirty.cleaned(generation);
+                Ok(())
+            }
+            Err(error) => {
+                self.dirty.mark();
+                Err(error)
+            }
+        }
+    }
+
+    async fn purge(&self) -> Result<(), CacheError> {
+        let version_key = self.keys.list_version();
+        let epoch_key = self.keys.detail_epoch();
+        // The epoch is bumped before the SCAN starts. SCAN only guarantees
+        // to see keys that exist for its whole run: a reader that read the
+        // old row before the purge could store its detail key into a slot
+        // the SCAN has already passed, and that key would survive. Such a
+        // reader took its lease under the old epoch, and the store script
+        // refuses to store once the epoch has moved; a reader that sees the
+        // new epoch read the database after the change. Old list keys need
+        // no deleting: no reader asks for an old version again.
+        self.call(Some(Space::Both), |mut conn| async move {
+            redis::pipe()
+                .cmd("INCR")
+                .arg(&version_key)
+                .ignore()
+                .cmd("INCR")
+                .arg(&epoch_key)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await?;
+
+        // SCAN + UNLINK in batches, never KEYS (which blocks Redis for the
+        // whole keyspace). Each step unlinks what the previous one found and
+        // scans on, in one round trip and under its own timeout.
+        let pattern = self.keys.detail_pattern();
+        let mut cursor = String::from("0");
+        let mut found: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let (pattern, cursor_ref, unlink) = (&pattern, &cursor, &found);
+            let (next, batch) = self
+                .call(Some(Space::Detail), |mut conn| async move {
+                    let mut pipe = redis::pipe();
+                    if !unlink.is_empty() {
+                        pipe.cmd("UNLINK").arg(unlink).ignore();
+                    }
+                    pipe.cmd("SCAN")
+                        .arg(cursor_ref)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(SCAN_BATCH);
+                    let ((next, batch),) = pipe
+                        .query_async::<((String, Vec<Vec<u8>>),)>(&mut conn)
+                        .await?;
+                    Ok((next, batch))
+                })
+                .await?;
+            found = batch;
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        if !found.is_empty() {
+            let unlink = &found;
+            self.call(Some(Space::Detail), |mut conn| async move {
+                redis::cmd("UNLINK")
+                    .arg(unlink)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    // ----- health -----
+
+    /// Ok when the breaker lets a PING through and it answers in time. Also
+    /// starts a pending repair, so a service with no traffic but a polled
+    /// `/readyz` recovers too.
+    pub(crate) async fn state(self: &Arc<Self>) -> CacheState {
+        let _ = self.usable();
+        let pong = self
+            .call(None, |mut conn| async move {
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            })
+            .await;
+        match pong {
+            Ok(_) if !self.breaker.is_open() => CacheState::Ok,
+            _ => CacheState::Unavailable,
+        }
+    }
+}
+
+fn is_list_body(body: &[u8]) -> bool {
+    body.starts_with(b"{\"total_orders\":") && body.ends_with(b"}")
+}
+
+enum DetailReply {
+    Hit(Bytes),
+    Miss(Lease),
+}
+
+/// `{1, payload}` or `{0, holder, acquired, epoch}` (see `DETAIL_READ`).
+fn parse_detail_reply(reply: Vec<Value>) -> Result<DetailReply, CacheError> {
+    let unexpected = |reply: &[Value]| CacheError::Reply(format!("detail read: {reply:?}"));
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    let reply = match <[Value; 2]>::try_from(reply) {
+        Ok([Value::Int(1), Value::BulkString(body)]) => {
+            return Ok(DetailReply::Hit(Bytes::from(body)));
+        }
+        Ok(other) => return Err(unexpected(&other)),
+        Err(reply) => reply,
+    };
+    match <[Value; 4]>::try_from(reply) {
+        Ok([
+            Value::Int(0),
+            Value::BulkString(holder),
+            Value::Int(acquired),
+            Value::BulkString(epoch),
+        ]) => Ok(DetailReply::Miss(Lease {
+            holder: text(holder),
+            acquired: acquired == 1,
+            epoch: text(epoch),
+        })),
+        Ok(other) => Err(unexpected(&other)),
+        Err(reply) => Err(unexpected(&reply)),
+    }
+}
+
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
