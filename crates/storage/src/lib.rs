@@ -1,1 +1,27 @@
-//! placeholder until its issue lands
+//! The orders repository on a database: SQLite (through diesel-async's
+//! `SyncConnectionWrapper`) or MySQL/MariaDB (diesel-async's native
+//! connection), picked from the URL at start. [`Storage`] implements
+//! [`domain::OrderRepository`].
+//!
+//! Layout: `url` parses the configuration's URL, `pool` builds the pools and
+//! runs the embedded migrations, `schema` and `models` describe the tables
+//! and their rows, `queries` holds every statement (compiled once per
+//! backend), `transaction` the macros that run code on a pooled connection,
+//! `counts` the per-status order counts, `fragments` the cache of rendered
+//! orders, and `ops` the operations themselves.
+
+mod counts;
+mod error;
+mod fragments;
+mod models;
+mod ops;
+mod pool;
+mod queries;
+mod schema;
+mod storage;
+mod transaction;
+mod url;
+
+pub use error::StorageError;
+pub use storage::{Storage, StorageConfig};
+pub use url::DatabaseUrl;

@@ -1,0 +1,113 @@
+use domain::{Created, IdempotencyKey, NewOrder, Order, OrderDocument, Timestamp};
+
+use crate::counts::{self, CountChange};
+use crate::models::{
+    IdempotencyInsert, IdempotencyRow, ItemInsert, OrderInsert, fingerprint_to_column, item_inserts,
+};
+use crate::queries::Queries;
+use crate::transaction::{with_connection, write_transaction};
+use crate::{Storage, StorageError};
+
+/// How long a key protects against a duplicate create (API.md: 24 hours).
+const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// One keyed create in this many also deletes every expired key. Expired
+/// keys are otherwise only replaced when reused, or deleted by `reset`; the
+/// occasional purge keeps the table at about one day of keys without a
+/// background task, and costs one indexed range delete.
+const PURGE_ONE_IN: u32 = 64;
+
+enum Outcome {
+    Created,
+    Replayed(IdempotencyRow),
+}
+
+/// Stores a new order. With a key, the key's record is written first in the
+/// same transaction: of two concurrent requests with one key, the second
+/// waits on the first's uncommitted key row and then fails on the unique
+/// key; it is rolled back and retried once, and then finds the winner's
+/// record and replays it.
+pub(crate) async fn create(
+    storage: &Storage,
+    new: NewOrder,
+    idempotency: Option<IdempotencyKey>,
+) -> Result<Created, StorageError> {
+    let now = Timestamp::now();
+    let order = Order::create(&new, now);
+    let document = OrderDocument::render(&order);
+    let order_row = OrderInsert::from_order(&order);
+    let item_rows: Vec<ItemInsert<'_>> = item_inserts(&order_row.id, &order.items).collect();
+    let count = CountChange {
+        status: order.status.as_str(),
+        shard: counts::random_shard(),
+        delta: 1,
+    };
+    let key_row = idempotency.as_ref().map(|key| IdempotencyInsert {
+        idem_key: key.key(),
+        fingerprint: fingerprint_to_column(key.fingerprint()),
+        order_id: &order_row.id,
+        response: document.body(),
+        created_at: now.as_millis(),
+    });
+    let fresh_after = now.as_millis() - IDEMPOTENCY_TTL_MS;
+
+    let mut attempt = 1;
+    let outcome = loop {
+        let result = write_transaction!(storage.pools(), |conn| {
+            if let Some(key_row) = &key_row {
+                if let Some(previous) = conn.find_idempotency(key_row.idem_key).await? {
+                    if previous.created_at > fresh_after {
+                        return if previous.fingerprint == key_row.fingerprint {
+                            Ok(Outcome::Replayed(previous))
+                        } else {
+                            Err(StorageError::IdempotencyMismatch)
+                        };
+                    }
+                    conn.delete_idempotency(key_row.idem_key).await?;
+                }
+                conn.insert_idempotency(key_row).await?;
+            }
+            conn.insert_orders(std::slice::from_ref(&order_row)).await?;
+            conn.insert_items(&item_rows).await?;
+            counts::apply(conn, vec![count]).await?;
+            Ok(Outcome::Created)
+        });
+        match result {
+            Err(error) if error.is_unique_violation() && key_row.is_some() && attempt == 1 => {
+                attempt += 1;
+            }
+            result => break result?,
+        }
+    };
+
+    match outcome {
+        Outcome::Replayed(previous) => Ok(Created {
+            document: previous.into_document()?,
+            replayed: true,
+        }),
+        Outcome::Created => {
+            storage.fragments().insert(&document);
+            if key_row.is_some() && rand::random_ratio(1, PURGE_ONE_IN) {
+                purge_expired_keys(storage, fresh_after).await;
+            }
+            Ok(Created {
+                document,
+                replayed: false,
+            })
+        }
+    }
+}
+
+/// Best effort: the order is already stored, so a failure is only logged.
+async fn purge_expired_keys(storage: &Storage, cutoff: i64) {
+    let result: Result<usize, StorageError> = async {
+        with_connection!(storage.pools(), |conn| Ok(conn
+            .purge_idempotency(cutoff)
+            .await?))
+    }
+    .await;
+    match result {
+        Ok(purged) => tracing::debug!(purged, "purged expired idempotency keys"),
+        Err(error) => tracing::warn!(%error, "purging expired idempotency keys failed"),
+    }
+}

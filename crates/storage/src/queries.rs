@@ -1,0 +1,369 @@
+//! Every statement storage runs, written once and compiled for each
+//! backend's connection type: a query typed for SQLite does not compile for
+//! MySQL, so `impl_queries!` expands the same diesel code in one impl per
+//! connection. The operations (see `ops`) compose these inside transactions.
+
+use std::future::Future;
+
+use diesel::QueryResult;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::models::{
+    IdempotencyInsert, IdempotencyRow, ItemInsert, ItemRow, OrderInsert, OrderRow,
+};
+use crate::pool::{MysqlConn, SqliteConn};
+use crate::schema::{idempotency_keys, order_counts, order_items, orders};
+
+/// A row of the orders list before rendering: enough to find a cached
+/// fragment, or to know which rows still need loading.
+pub(crate) type IdVersion = (String, i64);
+
+/// Statements, per connection type. Futures are `Send` so operations can be
+/// spawned.
+pub(crate) trait Queries: Send {
+    fn find_idempotency(
+        &mut self,
+        key: &str,
+    ) -> impl Future<Output = QueryResult<Option<IdempotencyRow>>> + Send;
+    fn delete_idempotency(&mut self, key: &str) -> impl Future<Output = QueryResult<usize>> + Send;
+    fn insert_idempotency(
+        &mut self,
+        row: &IdempotencyInsert<'_>,
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+    /// Deletes keys created before `cutoff` (epoch ms).
+    fn purge_idempotency(&mut self, cutoff: i64)
+    -> impl Future<Output = QueryResult<usize>> + Send;
+
+    fn insert_orders(
+        &mut self,
+        rows: &[OrderInsert<'_>],
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+    fn insert_items(
+        &mut self,
+        rows: &[ItemInsert<'_>],
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+
+    /// Reads an order for a change: on MySQL with `FOR UPDATE`, so that the
+    /// status and version it returns stay true until the transaction ends.
+    /// SQLite write transactions are `IMMEDIATE` and need no row lock.
+    fn lock_order(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = QueryResult<Option<OrderRow>>> + Send;
+    fn set_status(
+        &mut self,
+        id: &str,
+        status: &str,
+        updated_at: i64,
+        version: i64,
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+    fn delete_order(&mut self, id: &str) -> impl Future<Output = QueryResult<usize>> + Send;
+
+    /// One order with its items in a single statement (one consistent read).
+    fn order_with_items(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = QueryResult<Vec<(OrderRow, Option<ItemRow>)>>> + Send;
+    /// Ids and versions, newest first, optionally filtered by status,
+    /// strictly older than `before`, and at most `limit` rows.
+    fn order_versions(
+        &mut self,
+        status: Option<&str>,
+        before: Option<&str>,
+        limit: Option<i64>,
+    ) -> impl Future<Output = QueryResult<Vec<IdVersion>>> + Send;
+    fn orders_by_ids(
+        &mut self,
+        ids: &[&str],
+    ) -> impl Future<Output = QueryResult<Vec<OrderRow>>> + Send;
+    /// The items of these orders, grouped by order and in position order.
+    fn items_by_order_ids(
+        &mut self,
+        ids: &[&str],
+    ) -> impl Future<Output = QueryResult<Vec<ItemRow>>> + Send;
+    /// Every order (of one status), newest first.
+    fn all_orders(
+        &mut self,
+        status: Option<&str>,
+    ) -> impl Future<Output = QueryResult<Vec<OrderRow>>> + Send;
+    /// The items of every order (of one status), grouped by order and in
+    /// position order.
+    fn all_items(
+        &mut self,
+        status: Option<&str>,
+    ) -> impl Future<Output = QueryResult<Vec<ItemRow>>> + Send;
+
+    fn add_to_count(
+        &mut self,
+        status: &str,
+        shard: i16,
+        delta: i64,
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+    /// The shards of the counts (of one status).
+    fn count_shards(
+        &mut self,
+        status: Option<&str>,
+    ) -> impl Future<Output = QueryResult<Vec<i64>>> + Send;
+    fn clear_counts(&mut self) -> impl Future<Output = QueryResult<usize>> + Send;
+
+    fn delete_all_items(&mut self) -> impl Future<Output = QueryResult<usize>> + Send;
+    fn delete_all_orders(&mut self) -> impl Future<Output = QueryResult<usize>> + Send;
+    fn delete_all_idempotency(&mut self) -> impl Future<Output = QueryResult<usize>> + Send;
+    /// Real row counts of orders and items (a scan; for tools and tests).
+    fn count_rows(&mut self) -> impl Future<Output = QueryResult<(i64, i64)>> + Send;
+    fn ping(&mut self) -> impl Future<Output = QueryResult<i32>> + Send;
+}
+
+macro_rules! impl_queries {
+    ($conn:ty, lock_suffix = [$($lock:tt)*], $($specific:item)*) => {
+        impl Queries for $conn {
+            $($specific)*
+
+            async fn find_idempotency(&mut self, key: &str) -> QueryResult<Option<IdempotencyRow>> {
+                idempotency_keys::table
+                    .filter(idempotency_keys::idem_key.eq(key))
+                    .select(IdempotencyRow::as_select())
+                    .first(self)
+                    .await
+                    .optional()
+            }
+
+            async fn delete_idempotency(&mut self, key: &str) -> QueryResult<usize> {
+                diesel::delete(idempotency_keys::table.filter(idempotency_keys::idem_key.eq(key)))
+                    .execute(self)
+                    .await
+            }
+
+            async fn insert_idempotency(&mut self, row: &IdempotencyInsert<'_>) -> QueryResult<usize> {
+                diesel::insert_into(idempotency_keys::table).values(row).execute(self).await
+            }
+
+            async fn purge_idempotency(&mut self, cutoff: i64) -> QueryResult<usize> {
+                diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
+                    .execute(self)
+                    .await
+            }
+
+            async fn lock_order(&mut self, id: &str) -> QueryResult<Option<OrderRow>> {
+                orders::table
+                    .filter(orders::id.eq(id))
+                    .select(OrderRow::as_select())
+                    $($lock)*
+                    .first(self)
+                    .await
+                    .optional()
+            }
+
+            async fn set_status(
+                &mut self,
+                id: &str,
+                status: &str,
+                updated_at: i64,
+                version: i64,
+            ) -> QueryResult<usize> {
+                diesel::update(orders::table.filter(orders::id.eq(id)))
+                    .set((
+                        orders::status.eq(status),
+                        orders::updated_at.eq(updated_at),
+                        orders::version.eq(version),
+                    ))
+                    .execute(self)
+                    .await
+            }
+
+            async fn delete_order(&mut self, id: &str) -> QueryResult<usize> {
+                diesel::delete(orders::table.filter(orders::id.eq(id))).execute(self).await
+            }
+
+            async fn order_with_items(
+                &mut self,
+                id: &str,
+            ) -> QueryResult<Vec<(OrderRow, Option<ItemRow>)>> {
+                orders::table
+                    .left_join(order_items::table)
+                    .filter(orders::id.eq(id))
+                    .order(order_items::position.asc())
+                    .select((OrderRow::as_select(), Option::<ItemRow>::as_select()))
+                    .load(self)
+                    .await
+            }
+
+            async fn order_versions(
+                &mut self,
+                status: Option<&str>,
+                before: Option<&str>,
+                limit: Option<i64>,
+            ) -> QueryResult<Vec<IdVersion>> {
+                let mut query = orders::table
+                    .select((orders::id, orders::version))
+                    .order(orders::id.desc())
+                    .into_boxed();
+                if let Some(status) = status {
+                    query = query.filter(orders::status.eq(status));
+                }
+                if let Some(before) = before {
+                    query = query.filter(orders::id.lt(before));
+                }
+                if let Some(limit) = limit {
+                    query = query.limit(limit);
+                }
+                query.load(self).await
+            }
+
+            async fn orders_by_ids(&mut self, ids: &[&str]) -> QueryResult<Vec<OrderRow>> {
+                orders::table
+                    .filter(orders::id.eq_any(ids))
+                    .select(OrderRow::as_select())
+                    .load(self)
+                    .await
+            }
+
+            async fn items_by_order_ids(&mut self, ids: &[&str]) -> QueryResult<Vec<ItemRow>> {
+                order_items::table
+                    .filter(order_items::order_id.eq_any(ids))
+                    .order((order_items::order_id, order_items::position))
+                    .select(ItemRow::as_select())
+                    .load(self)
+                    .await
+            }
+
+            async fn all_orders(&mut self, status: Option<&str>) -> QueryResult<Vec<OrderRow>> {
+                let mut query = orders::table
+                    .select(OrderRow::as_select())
+                    .order(orders::id.desc())
+                    .into_boxed();
+                if let Some(status) = status {
+                    query = query.filter(orders::status.eq(status));
+                }
+                query.load(self).await
+            }
+
+            async fn all_items(&mut self, status: Option<&str>) -> QueryResult<Vec<ItemRow>> {
+                match status {
+                    None => {
+                        order_items::table
+                            .order((order_items::order_id, order_items::position))
+                            .select(ItemRow::as_select())
+                            .load(self)
+                            .await
+                    }
+                    Some(status) => {
+                        order_items::table
+                            .inner_join(orders::table)
+                            .filter(orders::status.eq(status))
+                            .order((order_items::order_id, order_items::position))
+                            .select(ItemRow::as_select())
+                            .load(self)
+                            .await
+                    }
+                }
+            }
+
+            async fn add_to_count(&mut self, status: &str, shard: i16, delta: i64) -> QueryResult<usize> {
+                diesel::update(
+                    order_counts::table
+                        .filter(order_counts::status.eq(status))
+                        .filter(order_counts::shard.eq(shard)),
+                )
+                .set(order_counts::n.eq(order_counts::n + delta))
+                .execute(self)
+                .await
+            }
+
+            async fn count_shards(&mut self, status: Option<&str>) -> QueryResult<Vec<i64>> {
+                let mut query = order_counts::table.select(order_counts::n).into_boxed();
+                if let Some(status) = status {
+                    query = query.filter(order_counts::status.eq(status));
+                }
+                query.load(self).await
+            }
+
+            async fn clear_counts(&mut self) -> QueryResult<usize> {
+                diesel::update(order_counts::table)
+                    .set(order_counts::n.eq(0))
+                    .execute(self)
+                    .await
+            }
+
+            async fn delete_all_items(&mut self) -> QueryResult<usize> {
+                diesel::delete(order_items::table).execute(self).await
+            }
+
+            async fn delete_all_orders(&mut self) -> QueryResult<usize> {
+                diesel::delete(orders::table).execute(self).await
+            }
+
+            async fn delete_all_idempotency(&mut self) -> QueryResult<usize> {
+                diesel::delete(idempotency_keys::table).execute(self).await
+            }
+
+            async fn count_rows(&mut self) -> QueryResult<(i64, i64)> {
+                let orders = orders::table.count().get_result(self).await?;
+                let items = order_items::table.count().get_result(self).await?;
+                Ok((orders, items))
+            }
+
+            async fn ping(&mut self) -> QueryResult<i32> {
+                diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
+                    .get_result(self)
+                    .await
+            }
+        }
+    };
+}
+
+impl_queries! {
+    SqliteConn,
+    lock_suffix = [],
+    // diesel turns a multi-row insert into one statement on SQLite only
+    // through its synchronous connection, so these run on it directly, with
+    // rows owned by the blocking task.
+    async fn insert_orders(&mut self, rows: &[OrderInsert<'_>]) -> QueryResult<usize> {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                (
+                    orders::id.eq(row.id.clone()),
+                    orders::customer_name.eq(row.customer_name.to_owned()),
+                    orders::status.eq(row.status),
+                    orders::created_at.eq(row.created_at),
+                    orders::updated_at.eq(row.updated_at),
+                    orders::version.eq(row.version),
+                )
+            })
+            .collect();
+        self.spawn_blocking(move |conn| {
+            diesel::RunQueryDsl::execute(diesel::insert_into(orders::table).values(rows), conn)
+        })
+        .await
+    }
+    async fn insert_items(&mut self, rows: &[ItemInsert<'_>]) -> QueryResult<usize> {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                (
+                    order_items::order_id.eq(row.order_id.to_owned()),
+                    order_items::position.eq(row.position),
+                    order_items::name.eq(row.name.to_owned()),
+                    order_items::quantity.eq(row.quantity),
+                )
+            })
+            .collect();
+        self.spawn_blocking(move |conn| {
+            diesel::RunQueryDsl::execute(diesel::insert_into(order_items::table).values(rows), conn)
+        })
+        .await
+    }
+}
+
+impl_queries! {
+    MysqlConn,
+    lock_suffix = [.for_update()],
+    async fn insert_orders(&mut self, rows: &[OrderInsert<'_>]) -> QueryResult<usize> {
+        diesel::insert_into(orders::table).values(rows).execute(self).await
+    }
+    async fn insert_items(&mut self, rows: &[ItemInsert<'_>]) -> QueryResult<usize> {
+        diesel::insert_into(order_items::table).values(rows).execute(self).await
+    }
+}

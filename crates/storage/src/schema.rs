@@ -1,0 +1,44 @@
+//! The tables of `migrations/sqlite` and `migrations/mysql`, one description
+//! for both backends (their column types differ only in width and charset).
+
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        customer_name -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_items (order_id, position) {
+        order_id -> Text,
+        position -> Integer,
+        name -> Text,
+        quantity -> Integer,
+    }
+}
+
+diesel::table! {
+    order_counts (status, shard) {
+        status -> Text,
+        shard -> SmallInt,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (idem_key) {
+        idem_key -> Text,
+        fingerprint -> BigInt,
+        order_id -> Text,
+        response -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(order_items -> orders (order_id));
+
+diesel::allow_tables_to_appear_in_same_query!(orders, order_items, order_counts, idempotency_keys);

@@ -1,0 +1,181 @@
+//! `Storage`: the pools and the fragment cache behind one cheap handle, and
+//! its implementation of the domain's repository trait.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{
+    CacheState, Created, Health, IdempotencyKey, ListDocument, ListQuery, NewOrder, Order,
+    OrderDocument, OrderId, OrderRepository, OrderStatus, PoolStats, RepoError, RepoStats,
+    ResetOutcome, StatusUpdate, Version,
+};
+
+use crate::fragments::{DEFAULT_BUDGET_BYTES, Fragments};
+use crate::pool::Pools;
+use crate::{DatabaseUrl, StorageError, ops};
+
+/// How a `Storage` connects.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub url: DatabaseUrl,
+    /// Connections in the pool; 0 picks the backend's default (8 for
+    /// SQLite, 16 for MySQL).
+    pub pool_size: usize,
+    /// The longest wait for a connection: to get one from a busy pool, to
+    /// open one, or to check an idle one. A database that cannot be reached
+    /// is reported as unavailable after about this long, never a hang.
+    pub pool_timeout: Duration,
+}
+
+impl StorageConfig {
+    pub const DEFAULT_POOL_TIMEOUT: Duration = Duration::from_secs(3);
+
+    /// The backend's default pool size and a 3 second pool timeout.
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self {
+            url,
+            pool_size: 0,
+            pool_timeout: Self::DEFAULT_POOL_TIMEOUT,
+        }
+    }
+}
+
+/// How long `health` waits for `SELECT 1`.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The orders store on SQLite or MySQL/MariaDB. Cloning is cheap and every
+/// clone shares the pool.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pools: Pools,
+    fragments: Fragments,
+}
+
+impl Storage {
+    /// Builds the pool, checks that the database answers within the pool
+    /// timeout, and runs the embedded migrations of its backend. Needs a
+    /// tokio runtime of either flavor.
+    pub async fn connect(config: &StorageConfig) -> Result<Storage, StorageError> {
+        let pools = Pools::connect(config).await?;
+        tracing::info!(url = %config.url, "database connected and migrated");
+        Ok(Storage {
+            inner: Arc::new(Inner {
+                pools,
+                fragments: Fragments::new(DEFAULT_BUDGET_BYTES),
+            }),
+        })
+    }
+
+    /// The real number of orders and items (counted, not from the counters).
+    pub async fn count(&self) -> Result<(u64, u64), RepoError> {
+        let storage = self.clone();
+        spawned(async move { ops::count(&storage).await }).await
+    }
+
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.inner.pools
+    }
+
+    pub(crate) fn fragments(&self) -> &Fragments {
+        &self.inner.fragments
+    }
+}
+
+/// Runs an operation as its own task: if the caller's future is dropped
+/// (a client went away, a timeout fired), the operation still runs to its
+/// end instead of stopping between two statements of a transaction.
+async fn spawned<T: Send + 'static>(
+    operation: impl Future<Output = Result<T, StorageError>> + Send + 'static,
+) -> Result<T, RepoError> {
+    match tokio::spawn(operation).await {
+        Ok(result) => result.map_err(RepoError::from),
+        Err(error) => Err(StorageError::Task(error).into()),
+    }
+}
+
+impl OrderRepository for Storage {
+    fn create(
+        &self,
+        order: NewOrder,
+        idempotency: Option<IdempotencyKey>,
+    ) -> impl Future<Output = Result<Created, RepoError>> + Send {
+        let storage = self.clone();
+        spawned(async move { ops::create(&storage, order, idempotency).await })
+    }
+
+    fn get(
+        &self,
+        id: OrderId,
+    ) -> impl Future<Output = Result<Option<OrderDocument>, RepoError>> + Send {
+        let storage = self.clone();
+        spawned(async move { ops::get(&storage, id).await })
+    }
+
+    fn list(
+        &self,
+        query: ListQuery,
+    ) -> impl Future<Output = Result<ListDocument, RepoError>> + Send {
+        let storage = self.clone();
+        spawned(async move { ops::list(&storage, query).await })
+    }
+
+    fn update_status(
+        &self,
+        id: OrderId,
+        status: OrderStatus,
+        expected: Option<Version>,
+    ) -> impl Future<Output = Result<StatusUpdate, RepoError>> + Send {
+        let storage = self.clone();
+        spawned(async move { ops::update_status(&storage, id, status, expected).await })
+    }
+
+    fn delete(&self, id: OrderId) -> impl Future<Output = Result<bool, RepoError>> + Send {
+        let storage = self.clone();
+        spawned(async move { ops::delete(&storage, id).await })
+    }
+
+    fn reset(&self) -> impl Future<Output = Result<ResetOutcome, RepoError>> + Send {
+        let storage = self.clone();
+        spawned(async move { ops::reset(&storage).await })
+    }
+
+    fn seed(&self, orders: Vec<Order>) -> impl Future<Output = Result<u64, RepoError>> + Send {
+        let storage = self.clone();
+        spawned(async move { ops::seed(&storage, orders).await })
+    }
+
+    /// `database_ok` when `SELECT 1` answers within two seconds. The check
+    /// runs as its own task, so giving up on it cuts nothing short.
+    fn health(&self) -> impl Future<Output = Health> + Send {
+        let storage = self.clone();
+        async move {
+            let check = spawned(async move { ops::ping(&storage).await });
+            let database_ok = matches!(
+                tokio::time::timeout(HEALTH_TIMEOUT, check).await,
+                Ok(Ok(()))
+            );
+            Health {
+                database_ok,
+                cache: CacheState::Disabled,
+            }
+        }
+    }
+
+    fn stats(&self) -> RepoStats {
+        let status = self.inner.pools.status();
+        RepoStats {
+            pool: PoolStats {
+                max_size: status.max_size as u64,
+                size: status.size as u64,
+                available: status.available as u64,
+                waiting: status.waiting as u64,
+            },
+            cache: None,
+        }
+    }
+}
