@@ -105,15 +105,19 @@ impl StorageError {
     }
 }
 
+/// Texts of mysql_async's I/O and driver errors, and of the server errors
+/// that mean this connection is finished.
 fn is_connection_message(message: &str) -> bool {
-    const SIGNS: [&str; 7] = [
+    const SIGNS: [&str; 9] = [
+        "Input/output error",
+        "Connection to the server is closed",
         "Connection refused",
         "Connection reset",
-        "connection closed",
         "Broken pipe",
-        "Input/output error",
-        "os error",
-        "Server disconnected",
+        "Packet out of order",
+        "Unexpected packet",
+        "Connection was killed",
+        "Server shutdown in progress",
     ];
     SIGNS.iter().any(|sign| message.contains(sign))
 }

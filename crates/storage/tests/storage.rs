@@ -717,6 +717,28 @@ async fn health_and_stats(db: &TestDb) {
     assert_eq!(db.is_mysql(), matches!(stats.pool.max_size, 16));
 }
 
+/// A database restart kills the pool's connections: the next uses may fail,
+/// but only as `Unavailable`, and the pool replaces them by itself.
+#[tokio::test]
+async fn mysql_connections_killed_under_the_pool_are_replaced() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    let storage = &db.storage;
+    let document = create(storage, "Before").await;
+    db.kill_mysql_connections().await;
+    let mut failures = 0;
+    let fetched = loop {
+        match storage.get(document.id()).await {
+            Ok(fetched) => break fetched,
+            Err(RepoError::Unavailable(_)) if failures < 3 => failures += 1,
+            Err(error) => panic!("after {failures} failures: {error:?}"),
+        }
+    };
+    assert_eq!(fetched.unwrap().body(), document.body());
+    assert!(storage.health().await.database_ok);
+}
+
 #[tokio::test]
 async fn unreachable_mysql_fails_fast_as_unavailable() {
     // Port 1 on the loopback: nobody listens, the connection is refused.
@@ -779,30 +801,61 @@ async fn reconnecting_keeps_the_data() {
     );
 }
 
-/// Not a check but a measurement: `cargo test -p storage --release --test
-/// storage -- --ignored --nocapture seed_100k`.
+/// Not a check but a measurement: `cargo test -p storage --test storage --
+/// --ignored --nocapture seed_100k`. Seeds 100,000 orders and times a first
+/// keyset page and a page from the middle at 1,000 orders and at 101,000.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn seed_100k_timing() {
-    let db = TestDb::sqlite().await;
+    let sqlite = TestDb::sqlite().await;
+    measure("sqlite", &sqlite.storage).await;
+    if let Some(mysql) = TestDb::mysql().await {
+        measure("mysql", &mysql.storage).await;
+    }
+}
+
+async fn measure(backend: &str, storage: &Storage) {
+    storage
+        .seed(domain::fake::orders(1_000, &mut rand::rng()))
+        .await
+        .unwrap();
+    let small = page_timings(storage).await;
     let orders = domain::fake::orders(100_000, &mut rand::rng());
     let started = Instant::now();
-    assert_eq!(db.storage.seed(orders).await.unwrap(), 100_000);
+    assert_eq!(storage.seed(orders).await.unwrap(), 100_000);
     let seeded = started.elapsed();
+    let large = page_timings(storage).await;
     let started = Instant::now();
-    let listed = db.storage.list(ListQuery::default()).await.unwrap();
+    let listed = storage.list(ListQuery::default()).await.unwrap();
     let full_list = started.elapsed();
-    let started = Instant::now();
-    db.storage.list(page(100, None, None)).await.unwrap();
-    let first_page = started.elapsed();
     println!(
-        "sqlite: seed 100,000 orders {seeded:?}; full list {full_list:?} ({} bytes); page of 100 {first_page:?}",
+        "{backend}: seed of 100,000 orders {seeded:?}; full list of 101,000 {full_list:?} \
+         ({} bytes); median page of 100 (first, middle, filtered): \
+         at 1,000 orders {small:?}, at 101,000 orders {large:?}",
         listed.body().len()
     );
-    if let Some(db) = TestDb::mysql().await {
-        let orders = domain::fake::orders(100_000, &mut rand::rng());
-        let started = Instant::now();
-        assert_eq!(db.storage.seed(orders).await.unwrap(), 100_000);
-        println!("mysql: seed 100,000 orders {:?}", started.elapsed());
+}
+
+/// Median latencies of a first page, a page after a cursor in the middle,
+/// and a status-filtered page, 100 orders each.
+async fn page_timings(storage: &Storage) -> [Duration; 3] {
+    let all = ids(&list(storage, page(1000, None, None)).await);
+    let middle = all[all.len() / 2].replace('-', "");
+    let queries = [
+        page(100, None, None),
+        page(100, Some(&middle), None),
+        page(100, None, Some(OrderStatus::Shipped)),
+    ];
+    let mut medians = [Duration::ZERO; 3];
+    for (query, median) in queries.into_iter().zip(&mut medians) {
+        let mut samples = Vec::new();
+        for _ in 0..21 {
+            let started = Instant::now();
+            storage.list(query).await.unwrap();
+            samples.push(started.elapsed());
+        }
+        samples.sort();
+        *median = samples[samples.len() / 2];
     }
+    medians
 }

@@ -128,6 +128,36 @@ impl TestDb {
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct ProcessId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+impl TestDb {
+    /// Kills, on the server, every connection to this test's MySQL
+    /// database: what a database restart does to a pool.
+    pub async fn kill_mysql_connections(&self) {
+        let Place::Mysql(database) = &self.place else {
+            panic!("only a MySQL database has server-side connections");
+        };
+        let mut admin = AsyncMysqlConnection::establish(&format!("{}/mysql", database.server))
+            .await
+            .unwrap();
+        let ids = diesel::sql_query(format!(
+            "SELECT CAST(ID AS SIGNED) AS id FROM information_schema.PROCESSLIST WHERE DB = '{}'",
+            database.name
+        ))
+        .load::<ProcessId>(&mut admin)
+        .await
+        .unwrap();
+        assert!(!ids.is_empty(), "the pool holds connections");
+        for ProcessId { id } in ids {
+            admin.batch_execute(&format!("KILL {id}")).await.unwrap();
+        }
+    }
+}
+
 struct MysqlDatabase {
     server: String,
     name: String,
