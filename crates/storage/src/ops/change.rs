@@ -39,9 +39,8 @@ pub(crate) async fn update_status(
             .into_iter()
             .map(ItemRow::into_item)
             .collect();
-        counts::apply(
-            conn,
-            vec![
+        if old_status != status {
+            let moved = vec![
                 CountChange {
                     status: old_status.as_str(),
                     shard,
@@ -52,12 +51,9 @@ pub(crate) async fn update_status(
                     shard,
                     delta: 1,
                 },
-            ]
-            .into_iter()
-            .filter(|_| old_status != status)
-            .collect(),
-        )
-        .await?;
+            ];
+            counts::apply(conn, moved).await?;
+        }
         let updated = OrderRow {
             status: status.as_str().to_owned(),
             updated_at: now,

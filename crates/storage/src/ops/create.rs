@@ -101,9 +101,10 @@ pub(crate) async fn create(
 /// Best effort: the order is already stored, so a failure is only logged.
 async fn purge_expired_keys(storage: &Storage, cutoff: i64) {
     let result: Result<usize, StorageError> = async {
-        with_connection!(storage.pools(), |conn| Ok(conn
-            .purge_idempotency(cutoff)
-            .await?))
+        with_connection!(storage.pools(), |conn| {
+            let purged = conn.purge_idempotency(cutoff).await?;
+            Ok(purged)
+        })
     }
     .await;
     match result {

@@ -18,9 +18,10 @@ pub(crate) async fn get(
     id: OrderId,
 ) -> Result<Option<OrderDocument>, StorageError> {
     let id = id.to_text();
-    let rows = with_connection!(storage.pools(), |conn| Ok(conn
-        .order_with_items(&id)
-        .await?))?;
+    let rows = with_connection!(storage.pools(), |conn| {
+        let rows = conn.order_with_items(&id).await?;
+        Ok(rows)
+    })?;
     let mut rows = rows.into_iter();
     let Some((order, first_item)) = rows.next() else {
         return Ok(None);
