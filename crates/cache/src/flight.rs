@@ -42,7 +42,11 @@ where
 {
     /// Joins the flight of `key`, or starts one with `call` when there is
     /// none (or only a dead one).
-    pub(crate) async fn run(&self, key: K, call: impl FnOnce() -> BoxFuture<'static, Outcome<V>>) -> Outcome<V> {
+    pub(crate) async fn run(
+        &self,
+        key: K,
+        call: impl FnOnce() -> BoxFuture<'static, Outcome<V>>,
+    ) -> Outcome<V> {
         let flight = {
             let mut in_flight = self.lock();
             match in_flight.get(&key).and_then(WeakShared::upgrade) {
@@ -72,7 +76,9 @@ where
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, WeakShared<BoxFuture<'static, Outcome<V>>>>> {
         // A map of weak handles stays valid after any panic.
-        self.in_flight.lock().unwrap_or_else(PoisonError::into_inner)
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -205,8 +205,7 @@ impl<R: OrderRepository> OrderRepository for CachedRepository<R> {
             ListLookup::Miss { version } => {
                 // The version in the key keeps flights from spanning a
                 // write: a write bumps it before it returns.
-                let fill =
-                    || Arc::clone(cache).list_fill(Arc::clone(&self.inner), query, version);
+                let fill = || Arc::clone(cache).list_fill(Arc::clone(&self.inner), query, version);
                 cache
                     .list_flights
                     .run((version, canonical), fill)

@@ -538,12 +538,14 @@ fn parse_detail_reply(reply: Vec<Value>) -> Result<DetailReply, CacheError> {
         Err(reply) => reply,
     };
     match <[Value; 4]>::try_from(reply) {
-        Ok([
-            Value::Int(0),
-            Value::BulkString(holder),
-            Value::Int(acquired),
-            Value::BulkString(epoch),
-        ]) => Ok(DetailReply::Miss(Lease {
+        Ok(
+            [
+                Value::Int(0),
+                Value::BulkString(holder),
+                Value::Int(acquired),
+                Value::BulkString(epoch),
+            ],
+        ) => Ok(DetailReply::Miss(Lease {
             holder: text(holder),
             acquired: acquired == 1,
             epoch: text(epoch),

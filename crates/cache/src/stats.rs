@@ -84,7 +84,10 @@ mod tests {
         counters.miss(Space::Detail);
         counters.error(Space::Both);
         let stats = counters.snapshot();
-        assert_eq!((stats.list.hits, stats.list.misses, stats.list.errors), (1, 0, 1));
+        assert_eq!(
+            (stats.list.hits, stats.list.misses, stats.list.errors),
+            (1, 0, 1)
+        );
         assert_eq!(
             (stats.detail.hits, stats.detail.misses, stats.detail.errors),
             (0, 1, 1)

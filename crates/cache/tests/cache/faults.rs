@@ -1,0 +1,279 @@
+//! Redis hung, killed, absent, failing: every call succeeds within the
+//! timeout plus a margin, and nothing stale is served once Redis is back.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cache::CacheConfig;
+use domain::{CacheState, ListQuery, OrderRepository, OrderStatus, StatusUpdate};
+
+use crate::support::redis::free_port;
+use crate::support::{Cached, Op, RedisProcess, TestRedis, cached, create, eventually, text};
+
+const TIMEOUT: Duration = Duration::from_millis(100);
+/// A correctness bound, not a benchmark: a call may wait for Redis once
+/// (one timeout), plus scheduling on a machine shared with compilers.
+const BOUND: Duration = Duration::from_millis(100 + 250);
+
+fn fault_config(url: String, key_prefix: String) -> CacheConfig {
+    CacheConfig {
+        redis_url: url,
+        ttl: Duration::from_secs(60),
+        timeout: TIMEOUT,
+        disabled: false,
+        key_prefix,
+    }
+}
+
+async fn timed<T>(what: &str, call: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let output = call.await;
+    let took = start.elapsed();
+    assert!(took < BOUND, "{what} took {took:?}, over {BOUND:?}");
+    output
+}
+
+async fn shipped(repo: &Cached, id: domain::OrderId) -> domain::OrderDocument {
+    match timed("update", repo.update_status(id, OrderStatus::Shipped, None))
+        .await
+        .unwrap()
+    {
+        StatusUpdate::Updated(document) => document,
+        other => panic!("not updated: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_costs_each_call_one_timeout_at_most_and_nothing_stale_follows() {
+    let Some(server) = tokio::task::block_in_place(RedisProcess::start) else {
+        return;
+    };
+    let look = server.client();
+    let repo = cached(fault_config(server.url(), look.key("")));
+    let order = create(&repo, "Alice").await;
+    let id = order.id();
+    let detail_key = format!("orders:detail:{id}");
+    for _ in 0..2 {
+        repo.get(id).await.unwrap();
+        repo.list(ListQuery::default()).await.unwrap();
+    }
+    assert!(look.exists(&detail_key));
+
+    server.hang();
+    for _ in 0..3 {
+        let found = timed("get", repo.get(id)).await.unwrap();
+        assert_eq!(found, Some(order.clone()));
+    }
+    // The breaker is open now: this write's invalidation is skipped.
+    let updated = shipped(&repo, id).await;
+    let start = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(repo.get(id).await.unwrap(), Some(updated.clone()));
+        let list = repo.list(ListQuery::default()).await.unwrap();
+        assert!(text(list.body()).contains("\"shipped\""));
+    }
+    let took = start.elapsed();
+    assert!(
+        took < BOUND,
+        "40 calls took {took:?}: the breaker did not skip Redis"
+    );
+    let health = timed("health", repo.health()).await;
+    assert_eq!(health.cache, CacheState::Unavailable);
+    assert!(health.database_ok);
+    assert!(repo.stats().cache.unwrap().detail.errors >= 3);
+
+    server.resume();
+    assert_eq!(
+        look.get(&detail_key).as_deref(),
+        Some(&order.body()[..]),
+        "the pre-write entry is still in Redis: only the purge can save us"
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the cache is used again",
+        async || {
+            let found = repo.get(id).await.unwrap();
+            assert_eq!(found, Some(updated.clone()), "stale detail after recovery");
+            let list = repo.list(ListQuery::default()).await.unwrap();
+            assert!(
+                text(list.body()).contains("\"shipped\""),
+                "stale list after recovery"
+            );
+            look.get(&detail_key).as_deref() == Some(&updated.body()[..])
+        },
+    )
+    .await;
+    let hits = repo.stats().cache.unwrap().detail.hits;
+    assert_eq!(repo.get(id).await.unwrap(), Some(updated));
+    assert_eq!(repo.stats().cache.unwrap().detail.hits, hits + 1);
+    assert_eq!(repo.health().await.cache, CacheState::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_under_load_fails_no_call() {
+    let Some(mut server) = tokio::task::block_in_place(RedisProcess::start) else {
+        return;
+    };
+    let look = server.client();
+    let repo = cached(fault_config(server.url(), look.key("")));
+    let orders = domain::fake::orders(20, &mut rand::rng());
+    let ids: Arc<Vec<_>> = Arc::new(orders.iter().map(|order| order.id).collect());
+    repo.seed(orders).await.unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (repo, ids, stop) = (repo.clone(), ids.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut calls = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = ids[(worker * 7 + calls) % ids.len()];
+                    match calls % 4 {
+                        0 => {
+                            timed("list", repo.list(ListQuery::default()))
+                                .await
+                                .unwrap();
+                        }
+                        1 => {
+                            let status = OrderStatus::ALL[calls % OrderStatus::ALL.len()];
+                            timed("update", repo.update_status(id, status, None))
+                                .await
+                                .unwrap();
+                        }
+                        _ => {
+                            timed("get", repo.get(id)).await.unwrap();
+                        }
+                    }
+                    calls += 1;
+                    // Each call is a request of its own in the service; here
+                    // one task loops, and with Redis skipped nothing in the
+                    // loop would ever give the scheduler (or its timers) back
+                    // the thread.
+                    tokio::task::yield_now().await;
+                }
+                calls
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| server.kill());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::task::block_in_place(|| server.restart());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        assert!(worker.await.unwrap() > 0);
+    }
+
+    eventually(
+        Duration::from_secs(30),
+        "Redis is healthy again",
+        async || repo.health().await.cache == CacheState::Ok,
+    )
+    .await;
+    let database = repo.inner();
+    eventually(
+        Duration::from_secs(30),
+        "the cache serves hits again",
+        async || {
+            for _ in 0..2 {
+                let cached = repo.list(ListQuery::default()).await.unwrap();
+                let truth = database.list(ListQuery::default()).await.unwrap();
+                assert_eq!(text(cached.body()), text(truth.body()), "stale list");
+                for id in ids.iter() {
+                    assert_eq!(
+                        repo.get(*id).await.unwrap(),
+                        database.get(*id).await.unwrap(),
+                        "stale detail"
+                    );
+                }
+            }
+            let before = repo.stats().cache.unwrap().list.hits;
+            repo.list(ListQuery::default()).await.unwrap();
+            repo.stats().cache.unwrap().list.hits > before
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_absent_at_start_fails_nothing_and_is_used_once_it_is_there() {
+    let port = free_port();
+    let repo = cached(fault_config(
+        format!("redis://127.0.0.1:{port}/0"),
+        format!("absent:{:016x}:", rand::random::<u64>()),
+    ));
+    let alice = timed("create", async { create(&repo, "Alice").await }).await;
+    let ben = timed("create", async { create(&repo, "Ben").await }).await;
+    for _ in 0..5 {
+        timed("get", repo.get(alice.id())).await.unwrap();
+        timed("list", repo.list(ListQuery::default()))
+            .await
+            .unwrap();
+    }
+    let updated = shipped(&repo, alice.id()).await;
+    assert!(timed("delete", repo.delete(ben.id())).await.unwrap());
+    let health = timed("health", repo.health()).await;
+    assert_eq!(health.cache, CacheState::Unavailable);
+
+    let Some(_server) = tokio::task::block_in_place(|| RedisProcess::start_on(port)) else {
+        return;
+    };
+    eventually(Duration::from_secs(30), "the cache is used", async || {
+        assert_eq!(repo.get(alice.id()).await.unwrap(), Some(updated.clone()));
+        assert_eq!(repo.get(ben.id()).await.unwrap(), None);
+        let before = repo.stats().cache.unwrap().detail.hits;
+        repo.get(alice.id()).await.unwrap();
+        repo.stats().cache.unwrap().detail.hits > before
+    })
+    .await;
+    assert_eq!(repo.health().await.cache, CacheState::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_could_not_invalidate_keeps_reads_off_the_cache_until_a_purge() {
+    let Some(redis) = TestRedis::shared() else {
+        return;
+    };
+    let repo = cached(redis.config());
+    let alice = create(&repo, "Alice").await;
+    let ben = create(&repo, "Ben").await;
+    repo.get(ben.id()).await.unwrap();
+    assert_eq!(repo.get(ben.id()).await.unwrap(), Some(ben.clone()));
+    let hits = repo.stats().cache.unwrap().detail.hits;
+    assert_eq!(hits, 1);
+
+    // INCR of the version now fails: the write's invalidation fails.
+    redis.set("orders:list:version", b"not a number");
+    let errors = repo.stats().cache.unwrap().list.errors;
+    shipped(&repo, alice.id()).await;
+    assert!(repo.stats().cache.unwrap().list.errors > errors);
+
+    // Dirty: Ben's entry is in Redis, yet reads go to the database.
+    let gets = repo.inner().calls(Op::Get);
+    for _ in 0..3 {
+        assert_eq!(repo.get(ben.id()).await.unwrap(), Some(ben.clone()));
+    }
+    assert_eq!(
+        repo.stats().cache.unwrap().detail.hits,
+        hits,
+        "no hit while dirty"
+    );
+    assert_eq!(repo.inner().calls(Op::Get), gets + 3);
+
+    // Redis is sound again: a purge runs, then the cache is used again.
+    redis.del("orders:list:version");
+    eventually(
+        Duration::from_secs(30),
+        "the cache is used again",
+        async || {
+            assert_eq!(repo.get(ben.id()).await.unwrap(), Some(ben.clone()));
+            repo.stats().cache.unwrap().detail.hits > hits
+        },
+    )
+    .await;
+    assert!(redis.int("orders:detail-epoch") >= 1, "a full purge ran");
+}
