@@ -1,1 +1,216 @@
-fn main() {}
+//! `cargo xtask <command>`: see `cargo xtask --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use server::settings::Settings;
+use xtask::bench::{self, Backend, BenchOptions, Part};
+use xtask::loadtest::{self, LoadtestOptions, ScenarioKind};
+use xtask::{XtaskError, clear, redis_reset, seed};
+
+/// The orders service's utilities, load tests and benchmark. Configuration
+/// comes from the environment, then `.env`, as for the server.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Insert random orders like the original's seeder; invalidates the cache.
+    Seed {
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+    },
+    /// Delete every order and item; invalidates the cache.
+    Clear,
+    /// Flush the Redis database of REDIS_URL, printing key counts before and after.
+    ResetRedis,
+    /// Run the original's Locust scenarios with goose against a running server.
+    Loadtest(LoadtestArgs),
+    /// Build the release server, start it on throwaway databases and measure it.
+    Bench(BenchArgs),
+    /// Run the server from this binary. Exists for xtask's own tests: cargo
+    /// builds xtask for them, not the server binary, and the bench needs a
+    /// server to start as a child process.
+    #[command(hide = true)]
+    Serve,
+}
+
+#[derive(Args)]
+struct LoadtestArgs {
+    /// The server under test.
+    #[arg(long, default_value = "http://localhost:8080")]
+    host: String,
+    #[arg(long, value_enum, default_value_t = ScenarioKind::ReadersWriters)]
+    scenario: ScenarioKind,
+    #[arg(long, default_value_t = 10)]
+    users: usize,
+    /// Users started per second.
+    #[arg(long, default_value_t = 10.0)]
+    hatch_rate: f64,
+    /// How long to run once every user has started, such as 60s or 5m.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    run_time: Duration,
+    /// Write goose's report (HTML with charts; .md or .json by extension).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Skip the preparation (clear, reset-redis, seed 1000) and use the data as it is.
+    #[arg(long)]
+    no_prepare: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Run only these parts (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Sqlite, Part::Mysql, Part::Cold])]
+    only: Vec<Part>,
+    /// Measured time per workload, such as 10s.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured run before each workload.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Connections for the single-request workloads.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Users of the mixed scenario.
+    #[arg(long, default_value_t = 32)]
+    mixed_users: usize,
+    /// Table sizes for the cold keyset page (comma separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 100_000, 1_000_000])]
+    cold_sizes: Vec<u64>,
+    /// Backends for the cold keyset page (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Sqlite, Backend::Mysql])]
+    cold_backends: Vec<Backend>,
+    /// Redis for the cached runs (the bench uses its own key prefix and removes its keys).
+    #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
+    redis_url: String,
+    /// MariaDB server, without a database: the bench creates and drops its own.
+    #[arg(long, default_value = xtask::mysql_admin::DEFAULT_SERVER_URL)]
+    mysql_server: String,
+    /// Use this server binary instead of building the release one.
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
+    /// Where the markdown and JSON results go.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+}
+
+async fn repository(settings: &Settings) -> Result<server::AppRepository, XtaskError> {
+    Ok(server::build_repository(settings).await?)
+}
+
+async fn run(command: Command) -> Result<ExitCode, XtaskError> {
+    match command {
+        Command::Seed { count } => {
+            let settings = Settings::load()?;
+            let repository = repository(&settings).await?;
+            println!("{}", seed::seed_app(&repository, count, true).await?);
+        }
+        Command::Clear => {
+            let settings = Settings::load()?;
+            let repository = repository(&settings).await?;
+            println!("{}", clear::describe(&clear::clear_app(&repository).await?));
+        }
+        Command::ResetRedis => {
+            let settings = Settings::load()?;
+            println!(
+                "{}",
+                redis_reset::reset_redis(&settings.cache.redis_url).await?
+            );
+        }
+        Command::Loadtest(args) => {
+            if !args.no_prepare {
+                let settings = Settings::load()?;
+                let repository = repository(&settings).await?;
+                let redis_url =
+                    (!settings.cache.disabled).then_some(settings.cache.redis_url.as_str());
+                println!(
+                    "Prepared: {}",
+                    loadtest::prepare(&repository, redis_url).await?
+                );
+            }
+            let options = LoadtestOptions {
+                host: args.host,
+                scenario: args.scenario,
+                users: args.users,
+                hatch_rate: args.hatch_rate,
+                run_time: args.run_time,
+                report: args.report,
+                quiet: false,
+            };
+            let summary = loadtest::run(&options).await?;
+            println!("\n{summary}");
+            if let Some(report) = &options.report {
+                println!("Report: {}", report.display());
+            }
+            if !summary.passed() {
+                eprintln!(
+                    "FAILED: {} of {} requests failed or broke the contract",
+                    summary.total.failures, summary.total.requests
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Bench(args) => {
+            let options = BenchOptions {
+                parts: args.only,
+                duration: args.duration,
+                warmup: args.warmup,
+                connections: args.connections,
+                mixed_users: args.mixed_users,
+                cold_sizes: args.cold_sizes,
+                cold_backends: args.cold_backends,
+                redis_url: args.redis_url,
+                mysql_server: args.mysql_server,
+                server_command: args
+                    .server_binary
+                    .map(|program| bench::server::ServerCommand {
+                        program,
+                        args: Vec::new(),
+                    }),
+                output_dir: args
+                    .output_dir
+                    .unwrap_or_else(|| bench::workspace_root().join("bench-results")),
+            };
+            let report = bench::run(&options).await?;
+            let path = report.write(&options.output_dir)?;
+            println!("\n{}\nWritten to {}", report.markdown(), path.display());
+            if report.errors() > 0 {
+                eprintln!(
+                    "FAILED: {} requests failed during the bench",
+                    report.errors()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Serve => {
+            let settings = Settings::load()?;
+            server::init_logging(&settings.log);
+            server::run(settings).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The bench's load generator: N keep-alive HTTP/1.1 connections, each
+//! sending its next request as soon as the last response is read (no
+//! waits), all on ONE thread.
+//!
+//! Why not goose here: on a 2-core machine the generator competes with the
+//! server for CPU, so whatever the generator spends per request is taken
+//! from the server. Goose sends every request's metric through a channel to
+//! an aggregator and runs users on a multi-thread runtime; a bare hyper
+//! connection on a current-thread runtime costs a few microseconds per
+//! request and can never take more than one core, so the server always has
+//! at least one (wrk, which measured the original, works the same way).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// One request a conversation wants sent.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The request kind results are grouped by, such as `GET /orders/{id}`.
+    pub kind: &'static str,
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Bytes>,
+    pub expected_status: u16,
+}
+
+impl Call {
+    pub fn get(kind: &'static str, path: impl Into<String>) -> Self {
+        Self {
+            kind,
+            method: Method::GET,
+            path: path.into(),
+            body: None,
+            expected_status: 200,
+        }
+    }
+
+    pub fn with_body(mut self, method: Method, body: impl serde::Serialize, expected: u16) -> Self {
+        self.method = method;
+        self.body = Some(Bytes::from(
+            serde_json::to_vec(&body).expect("request bodies always serialise"),
+        ));
+        self.expected_status = expected;
+        self
+    }
+}
+
+/// What one connection sends, one request after another: a fixed request,
+/// or a user of a scenario that remembers what it created.
+pub trait Conversation: Send + 'static {
+    fn next_call(&mut self) -> Call;
+
+    /// Sees each response with the expected status; false when the body
+    /// is not what the conversation needs (counted as an error).
+    fn on_response(&mut self, call: &Call, body: &Bytes) -> bool {
+        let _ = (call, body);
+        true
+    }
+}
+
+/// The measurements of one request kind.
+#[derive(Debug, Clone, Default)]
+pub struct KindResult {
+    pub kind: &'static str,
+    /// Microseconds from sending the request to having read the whole body,
+    /// of every response, failed or not.
+    pub latencies_us: Vec<u32>,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DriveResult {
+    pub elapsed: Duration,
+    pub kinds: Vec<KindResult>,
+}
+
+impl DriveResult {
+    pub fn requests(&self) -> u64 {
+        self.kinds.iter().map(|k| k.latencies_us.len() as u64).sum()
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.kinds.iter().map(|k| k.errors).sum()
+    }
+
+    pub fn requests_per_second(&self) -> f64 {
+        self.requests() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The latency `quantile` (0 to 1) of all kinds together, in ms.
+    pub fn percentile_ms(&self, quantile: f64) -> f64 {
+        let mut all: Vec<u32> = self
+            .kinds
+            .iter()
+            .flat_map(|k| k.latencies_us.iter().copied())
+            .collect();
+        all.sort_unstable();
+        percentile_ms(&all, quantile)
+    }
+
+    fn merge(&mut self, other: DriveResult) {
+        for kind in other.kinds {
+            match self.kinds.iter_mut().find(|k| k.kind == kind.kind) {
+                Some(mine) => {
+                    mine.latencies_us.extend(kind.latencies_us);
+                    mine.errors += kind.errors;
+                }
+                None => self.kinds.push(kind),
+            }
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted microseconds, in milliseconds.
+pub fn percentile_ms(sorted_us: &[u32], quantile: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = (quantile * sorted_us.len() as f64).ceil() as usize;
+    f64::from(sorted_us[rank.clamp(1, sorted_us.len()) - 1]) / 1000.0
+}
+
+/// Runs `connections` conversations against `addr` for `duration` on a
+/// thread of its own with a current-thread runtime, and returns what they
+/// measured.
+pub async fn drive<C, F>(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    make: F,
+) -> std::io::Result<DriveResult>
+where
+    C: Conversation,
+    F: Fn(usize) -> C + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let started = Instant::now();
+            let deadline = tokio::time::Instant::now() + duration;
+            let tasks: Vec<_> = (0..connections)
+                .map(|index| tokio::spawn(run_connection(addr, deadline, make(index))))
+                .collect();
+            let mut result = DriveResult::default();
+            for task in tasks {
+                result.merge(task.await.map_err(std::io::Error::other)?);
+            }
+            result.elapsed = started.elapsed();
+            result.kinds.sort_by_key(|k| k.kind);
+            Ok(result)
+        })
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    // The connection task ends when the sender is dropped.
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+fn request(addr: SocketAddr, call: &Call) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(call.method.clone())
+        .uri(call.path.as_str())
+        .header(hyper::header::HOST, addr.to_string());
+    if call.body.is_some() {
+        builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    builder
+        .body(Full::new(call.body.clone().unwrap_or_default()))
+        .expect("a request from valid parts")
+}
+
+async fn run_connection<C: Conversation>(
+    addr: SocketAddr,
+    deadline: tokio::time::Instant,
+    mut conversation: C,
+) -> DriveResult {
+    let mut result = DriveResult::default();
+    let mut sender = None;
+    while tokio::time::Instant::now() < deadline {
+        let call = conversation.next_call();
+        let index = match result.kinds.iter().position(|k| k.kind == call.kind) {
+            Some(index) => index,
+            None => {
+                result.kinds.push(KindResult {
+                    kind: call.kind,
+                    ..KindResult::default()
+                });
+                result.kinds.len() - 1
+            }
+        };
+        let started = Instant::now();
+        let outcome = tokio::time::timeout_at(deadline + Duration::from_secs(5), async {
+            if sender.is_none() {
+                sender = Some(connect(addr).await?);
+            }
+            let live = sender.as_mut().expect("connected above");
+            let response = live
+                .send_request(request(addr, &call))
+                .await
+                .map_err(std::io::Error::other)?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?
+                .to_bytes();
+            Ok::<_, std::io::Error>((status, body))
+        })
+        .await;
+        let elapsed = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        let kind = &mut result.kinds[index];
+        kind.latencies_us.push(elapsed);
+        match outcome {
+            Ok(Ok((status, body))) => {
+                if status != call.expected_status || !conversation.on_response(&call, &body) {
+                    kind.errors += 1;
+                }
+            }
+            // A broken or hung connection: count it and open a new one.
+            Ok(Err(_)) | Err(_) => {
+                kind.errors += 1;
+                sender = None;
+            }
+        }
+    }
+    result
+}
+
+/// One request outside a measurement (readiness, seeding, ids), with a
+/// time limit.
+pub async fn request_once(
+    addr: SocketAddr,
+    call: &Call,
+    headers: &[(&str, &str)],
+    limit: Duration,
+) -> std::io::Result<(u16, Bytes)> {
+    tokio::time::timeout(limit, async {
+        let mut sender = connect(addr).await?;
+        let mut request = request(addr, call);
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                hyper::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(std::io::Error::other)?,
+                hyper::header::HeaderValue::from_str(value).map_err(std::io::Error::other)?,
+            );
+        }
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(std::io::Error::other)?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok((status, body))
+    })
+    .await
+    .map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{} {} took over {limit:?}", call.method, call.path),
+        )
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let sorted: Vec<u32> = (1..=100).map(|ms| ms * 1000).collect();
+        assert_eq!(percentile_ms(&sorted, 0.50), 50.0);
+        assert_eq!(percentile_ms(&sorted, 0.99), 99.0);
+        assert_eq!(percentile_ms(&sorted, 1.0), 100.0);
+        assert_eq!(percentile_ms(&[], 0.5), 0.0);
+        assert_eq!(percentile_ms(&[7000], 0.01), 7.0);
+    }
+}

@@ -1,0 +1,268 @@
+//! What the bench's connections send: one request kind over and over, the
+//! original's mixed scenario without waits, or a walk through keyset pages.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use domain::{OrderId, OrderStatus};
+use hyper::Method;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::bench::driver::{Call, Conversation};
+use crate::contract::{self, NewOrderBody};
+
+pub const HEALTHZ: &str = "GET /healthz";
+pub const LIST: &str = "GET /orders";
+pub const DETAIL: &str = "GET /orders/{id}";
+pub const CREATE: &str = "POST /orders";
+pub const STATUS: &str = "PATCH /orders/{id}/status";
+pub const DELETE: &str = "DELETE /orders/{id}";
+pub const PAGE: &str = "GET /orders?limit=50";
+
+fn rng(connection: usize) -> SmallRng {
+    SmallRng::seed_from_u64(0x5eed ^ connection as u64)
+}
+
+fn create_call(rng: &mut SmallRng) -> Call {
+    Call::get(CREATE, "/orders").with_body(Method::POST, NewOrderBody::random(rng), 201)
+}
+
+fn status_call(id: OrderId, status: OrderStatus) -> Call {
+    Call::get(STATUS, format!("/orders/{id}/status")).with_body(
+        Method::PATCH,
+        serde_json::json!({ "status": status.as_str() }),
+        200,
+    )
+}
+
+/// The same kind of request over and over; for detail and status changes
+/// on a random order of the seeded ones.
+pub struct Repeat {
+    kind: &'static str,
+    ids: Arc<Vec<OrderId>>,
+    rng: SmallRng,
+}
+
+impl Repeat {
+    pub fn new(kind: &'static str, ids: Arc<Vec<OrderId>>, connection: usize) -> Self {
+        Self {
+            kind,
+            ids,
+            rng: rng(connection),
+        }
+    }
+
+    fn some_id(&mut self) -> OrderId {
+        self.ids[self.rng.random_range(0..self.ids.len())]
+    }
+}
+
+impl Conversation for Repeat {
+    fn next_call(&mut self) -> Call {
+        match self.kind {
+            HEALTHZ => Call::get(HEALTHZ, "/healthz"),
+            LIST => Call::get(LIST, "/orders"),
+            DETAIL => {
+                let id = self.some_id();
+                Call::get(DETAIL, format!("/orders/{id}"))
+            }
+            CREATE => create_call(&mut self.rng),
+            STATUS => {
+                let id = self.some_id();
+                let status = OrderStatus::ALL[self.rng.random_range(0..OrderStatus::ALL.len())];
+                status_call(id, status)
+            }
+            other => unreachable!("no repeat workload {other}"),
+        }
+    }
+}
+
+/// The original's mixed Locust user with its waits removed: list 5,
+/// create 2, open an own order 3, complete an own received order 1, delete
+/// an own order 1. A task with no own order to act on is skipped, as the
+/// Locust user skipped it.
+pub struct Mixed {
+    rng: SmallRng,
+    own: Vec<(OrderId, OrderStatus)>,
+}
+
+impl Mixed {
+    pub fn new(connection: usize) -> Self {
+        Self {
+            rng: rng(connection),
+            own: Vec::new(),
+        }
+    }
+}
+
+const MIXED_WEIGHTS: [(&str, u32); 5] = [
+    (LIST, 5),
+    (CREATE, 2),
+    (DETAIL, 3),
+    (STATUS, 1),
+    (DELETE, 1),
+];
+
+impl Conversation for Mixed {
+    fn next_call(&mut self) -> Call {
+        let total: u32 = MIXED_WEIGHTS.iter().map(|(_, weight)| weight).sum();
+        loop {
+            let mut roll = self.rng.random_range(0..total);
+            let task = MIXED_WEIGHTS
+                .iter()
+                .find(|(_, weight)| {
+                    let hit = roll < *weight;
+                    roll = roll.saturating_sub(*weight);
+                    hit
+                })
+                .map(|(task, _)| *task)
+                .expect("the roll is below the total");
+            let received: Vec<OrderId> = self
+                .own
+                .iter()
+                .filter(|(_, status)| *status == OrderStatus::Received)
+                .map(|(id, _)| *id)
+                .collect();
+            let any_own = (!self.own.is_empty())
+                .then(|| self.own[self.rng.random_range(0..self.own.len())].0);
+            match task {
+                LIST => return Call::get(LIST, "/orders"),
+                CREATE => return create_call(&mut self.rng),
+                DETAIL => {
+                    if let Some(id) = any_own {
+                        return Call::get(DETAIL, format!("/orders/{id}"));
+                    }
+                }
+                STATUS => {
+                    if !received.is_empty() {
+                        let id = received[self.rng.random_range(0..received.len())];
+                        return status_call(id, OrderStatus::Completed);
+                    }
+                }
+                _ => {
+                    if let Some(id) = any_own {
+                        let mut call = Call::get(DELETE, format!("/orders/{id}"));
+                        call.method = Method::DELETE;
+                        return call;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_response(&mut self, call: &Call, body: &Bytes) -> bool {
+        match call.kind {
+            CREATE => match contract::order(body) {
+                Ok(order) => {
+                    self.own.push((order.id, order.status));
+                    true
+                }
+                Err(_) => false,
+            },
+            STATUS => match contract::order(body) {
+                Ok(order) => {
+                    if let Some(own) = self.own.iter_mut().find(|(id, _)| *id == order.id) {
+                        own.1 = order.status;
+                    }
+                    order.status == OrderStatus::Completed
+                }
+                Err(_) => false,
+            },
+            DELETE => {
+                let id = call.path.trim_start_matches("/orders/");
+                self.own.retain(|(own, _)| own.to_string() != id);
+                true
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Walks the keyset pages of `GET /orders?limit=50`, newest first, from
+/// the first page to the last and round again: deep pages must cost what
+/// the first one does.
+pub struct PageWalk {
+    next_cursor: Option<String>,
+}
+
+pub const PAGE_LIMIT: usize = 50;
+
+impl PageWalk {
+    pub fn new() -> Self {
+        Self { next_cursor: None }
+    }
+}
+
+impl Default for PageWalk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Conversation for PageWalk {
+    fn next_call(&mut self) -> Call {
+        let path = match &self.next_cursor {
+            Some(cursor) => format!("/orders?limit={PAGE_LIMIT}&cursor={cursor}"),
+            None => format!("/orders?limit={PAGE_LIMIT}"),
+        };
+        Call::get(PAGE, path)
+    }
+
+    fn on_response(&mut self, _call: &Call, body: &Bytes) -> bool {
+        match contract::page(body, PAGE_LIMIT) {
+            Ok((_, next)) => {
+                self.next_cursor = next;
+                true
+            }
+            Err(_) => {
+                self.next_cursor = None;
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixed_skips_own_tasks_until_it_has_orders_then_tracks_them() {
+        let mut user = Mixed::new(1);
+        for _ in 0..50 {
+            let call = user.next_call();
+            assert!([LIST, CREATE].contains(&call.kind), "{}", call.kind);
+        }
+        let id = OrderId::new();
+        let created = format!(
+            r#"{{"order_id":"{id}","customer_name":"A","status":"received","items":[{{"name":"Pen","quantity":1}}],"created_at":"x","updated_at":"x","version":1}}"#
+        );
+        assert!(user.on_response(&create_call(&mut rng(0)), &Bytes::from(created)));
+        let kinds: Vec<&str> = (0..200).map(|_| user.next_call().kind).collect();
+        for kind in [LIST, CREATE, DETAIL, STATUS, DELETE] {
+            assert!(kinds.contains(&kind), "{kind} never chosen");
+        }
+        let delete = Call {
+            method: Method::DELETE,
+            ..Call::get(DELETE, format!("/orders/{id}"))
+        };
+        assert!(user.on_response(&delete, &Bytes::new()));
+        assert!(user.own.is_empty());
+    }
+
+    #[test]
+    fn page_walk_follows_the_cursor_and_restarts_at_the_end() {
+        let mut walk = PageWalk::new();
+        let first = walk.next_call();
+        assert_eq!(first.path, "/orders?limit=50");
+        let body = br#"{"total_orders":0,"orders":[],"next_cursor":"abc"}"#;
+        assert!(walk.on_response(&first, &Bytes::from_static(body)));
+        let second = walk.next_call();
+        assert_eq!(second.path, "/orders?limit=50&cursor=abc");
+        let last = br#"{"total_orders":0,"orders":[],"next_cursor":null}"#;
+        assert!(walk.on_response(&second, &Bytes::from_static(last)));
+        assert_eq!(walk.next_call().path, "/orders?limit=50");
+        assert!(!walk.on_response(&second, &Bytes::from_static(b"<html>")));
+    }
+}
