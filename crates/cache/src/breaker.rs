@@ -60,7 +60,8 @@ impl Breaker {
         self.lock().open.is_none_or(|open| now >= open.retry_at)
     }
 
-    pub(crate) fn is_open(&self) -> bool {
+    #[cfg(test)]
+    fn is_open(&self) -> bool {
         self.lock().open.is_some()
     }
 

@@ -65,8 +65,7 @@ where
             key,
             flight: Some(flight),
         };
-        let outcome = ticket.flight.as_mut().expect("set above").await;
-        outcome
+        ticket.flight.as_mut().expect("set above").await
     }
 
     #[cfg(test)]

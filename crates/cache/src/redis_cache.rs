@@ -511,8 +511,8 @@ impl RedisCache {
             })
             .await;
         match pong {
-            Ok(_) if !self.breaker.is_open() => CacheState::Ok,
-            _ => CacheState::Unavailable,
+            Ok(_) => CacheState::Ok,
+            Err(_) => CacheState::Unavailable,
         }
     }
 }
