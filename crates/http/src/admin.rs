@@ -46,7 +46,11 @@ impl AdminPassword {
 
 impl fmt::Debug for AdminPassword {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "AdminPassword(***)" } else { "AdminPassword(unset)" })
+        f.write_str(if self.0.is_some() {
+            "AdminPassword(***)"
+        } else {
+            "AdminPassword(unset)"
+        })
     }
 }
 

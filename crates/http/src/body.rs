@@ -54,7 +54,10 @@ impl FromRequest for JsonBody {
             let mut body = BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|error| {
-                    ApiError::bad_request("invalid_body", format!("Could not read the body: {error}."))
+                    ApiError::bad_request(
+                        "invalid_body",
+                        format!("Could not read the body: {error}."),
+                    )
                 })?;
                 if body.len() + chunk.len() > BODY_LIMIT {
                     return Err(ApiError::PayloadTooLarge);
@@ -67,9 +70,14 @@ impl FromRequest for JsonBody {
             if !is_json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            serde_json::from_slice(&body).map(|value| Self(Some(value))).map_err(|error| {
-                ApiError::bad_request("invalid_json", format!("Request body is not valid JSON: {error}."))
-            })
+            serde_json::from_slice(&body)
+                .map(|value| Self(Some(value)))
+                .map_err(|error| {
+                    ApiError::bad_request(
+                        "invalid_json",
+                        format!("Request body is not valid JSON: {error}."),
+                    )
+                })
         })
     }
 }

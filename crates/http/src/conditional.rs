@@ -28,9 +28,8 @@ fn tags<'a>(req: &'a HttpRequest, name: &HeaderName) -> Option<impl Iterator<Ite
 
 /// True when `If-None-Match` names `etag` (weak comparison) or is `*`.
 pub fn none_match_hits(req: &HttpRequest, etag: &str) -> bool {
-    tags(req, &header::IF_NONE_MATCH).is_some_and(|mut tags| {
-        tags.any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
-    })
+    tags(req, &header::IF_NONE_MATCH)
+        .is_some_and(|mut tags| tags.any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag))
 }
 
 /// What `If-Match` asks of an order: `None` when absent or `*` (any
@@ -67,7 +66,10 @@ mod tests {
             .insert_header((header::IF_NONE_MATCH, "\"2\""))
             .to_http_request();
         assert!(!none_match_hits(&req, &tag));
-        assert!(!none_match_hits(&TestRequest::default().to_http_request(), &tag));
+        assert!(!none_match_hits(
+            &TestRequest::default().to_http_request(),
+            &tag
+        ));
     }
 
     #[test]
@@ -82,6 +84,9 @@ mod tests {
         assert_eq!(with("\"4\""), Some(Version::new(4)));
         assert_eq!(with("*"), None);
         assert_eq!(with("\"abc\""), Some(Version::new(0)));
-        assert_eq!(if_match_version(&TestRequest::default().to_http_request()), None);
+        assert_eq!(
+            if_match_version(&TestRequest::default().to_http_request()),
+            None
+        );
     }
 }

@@ -13,10 +13,7 @@ pub enum ApiError {
     #[error("{0}")]
     Validation(#[from] ValidationError),
     #[error("{message}")]
-    BadRequest {
-        code: &'static str,
-        message: String,
-    },
+    BadRequest { code: &'static str, message: String },
     #[error("Order with ID '{0}' not found.")]
     OrderNotFound(String),
     #[error("Unauthorized.")]

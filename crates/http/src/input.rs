@@ -3,7 +3,7 @@
 //! integer); the rules themselves live in the domain's `parse` functions.
 
 use domain::{
-    CustomerName, Cursor, ItemName, Limit, ListQuery, NewItem, NewOrder, OrderStatus, PageRequest,
+    Cursor, CustomerName, ItemName, Limit, ListQuery, NewItem, NewOrder, OrderStatus, PageRequest,
     Quantity, ValidationError,
 };
 use serde::Deserialize;
@@ -19,10 +19,8 @@ pub fn new_order(body: Option<Value>) -> Result<NewOrder, ValidationError> {
     let Some(Value::Object(object)) = body else {
         return Err(ValidationError::MissingOrderFields);
     };
-    let (Some(name), Some(items)) = (
-        present(&object, "customer_name"),
-        present(&object, "items"),
-    ) else {
+    let (Some(name), Some(items)) = (present(&object, "customer_name"), present(&object, "items"))
+    else {
         return Err(ValidationError::MissingOrderFields);
     };
     let Value::String(name) = name else {
@@ -137,11 +135,7 @@ pub fn seed_count(body: Option<&Value>) -> Result<usize, ApiError> {
         Some(number @ Value::Number(_)) => Some(number),
         _ => None,
     };
-    let count = count.and_then(|count| {
-        count
-            .as_i64()
-            .or_else(|| count.as_u64().map(|_| i64::MAX))
-    });
+    let count = count.and_then(|count| count.as_i64().or_else(|| count.as_u64().map(|_| i64::MAX)));
     match count {
         None => Err(ApiError::bad_request(
             "invalid_count",
@@ -182,28 +176,75 @@ mod tests {
         assert_eq!(new_order(None), Err(MissingOrderFields));
         assert_eq!(order(json!([1, 2])), Err(MissingOrderFields));
         assert_eq!(order(json!("x")), Err(MissingOrderFields));
-        assert_eq!(order(json!({"customer_name": "A"})), Err(MissingOrderFields));
-        assert_eq!(order(json!({"customer_name": "A", "items": []})), Err(MissingOrderFields));
-        assert_eq!(order(json!({"customer_name": 5, "items": [{"name": "P", "quantity": 1}]})), Err(CustomerName));
-        assert_eq!(order(json!({"customer_name": "A", "items": [3]})), Err(ItemNotObject));
-        assert_eq!(order(json!({"customer_name": "A", "items": [{"name": "P"}]})), Err(ItemFieldsMissing));
-        assert_eq!(order(json!({"customer_name": "A", "items": [{"name": 7, "quantity": 1}]})), Err(ItemName));
+        assert_eq!(
+            order(json!({"customer_name": "A"})),
+            Err(MissingOrderFields)
+        );
+        assert_eq!(
+            order(json!({"customer_name": "A", "items": []})),
+            Err(MissingOrderFields)
+        );
+        assert_eq!(
+            order(json!({"customer_name": 5, "items": [{"name": "P", "quantity": 1}]})),
+            Err(CustomerName)
+        );
+        assert_eq!(
+            order(json!({"customer_name": "A", "items": [3]})),
+            Err(ItemNotObject)
+        );
+        assert_eq!(
+            order(json!({"customer_name": "A", "items": [{"name": "P"}]})),
+            Err(ItemFieldsMissing)
+        );
+        assert_eq!(
+            order(json!({"customer_name": "A", "items": [{"name": 7, "quantity": 1}]})),
+            Err(ItemName)
+        );
         for quantity in [json!("7"), json!(2.9), json!(true)] {
-            assert_eq!(order(json!({"customer_name": "A", "items": [{"name": "P", "quantity": quantity}]})), Err(QuantityNotInteger));
+            assert_eq!(
+                order(
+                    json!({"customer_name": "A", "items": [{"name": "P", "quantity": quantity}]})
+                ),
+                Err(QuantityNotInteger)
+            );
         }
-        assert_eq!(order(json!({"customer_name": "A", "items": [{"name": "P", "quantity": 0}]})), Err(QuantityNotPositive));
-        assert_eq!(order(json!({"customer_name": "A", "items": [{"name": "P", "quantity": u64::MAX}]})), Err(QuantityTooLarge));
-        let many: Vec<Value> = (0..101).map(|_| json!({"name": "P", "quantity": 1})).collect();
-        assert_eq!(order(json!({"customer_name": "A", "items": many})), Err(ItemCount));
+        assert_eq!(
+            order(json!({"customer_name": "A", "items": [{"name": "P", "quantity": 0}]})),
+            Err(QuantityNotPositive)
+        );
+        assert_eq!(
+            order(json!({"customer_name": "A", "items": [{"name": "P", "quantity": u64::MAX}]})),
+            Err(QuantityTooLarge)
+        );
+        let many: Vec<Value> = (0..101)
+            .map(|_| json!({"name": "P", "quantity": 1}))
+            .collect();
+        assert_eq!(
+            order(json!({"customer_name": "A", "items": many})),
+            Err(ItemCount)
+        );
     }
 
     #[test]
     fn status_bodies() {
         assert!(status_change(Some(json!({"status": "shipped"}))).is_ok());
         assert_eq!(status_change(None).unwrap_err().code(), "missing_status");
-        assert_eq!(status_change(Some(json!(["shipped"]))).unwrap_err().code(), "missing_status");
-        assert_eq!(status_change(Some(json!({"status": "lost"}))).unwrap_err().code(), "invalid_status");
-        assert_eq!(status_change(Some(json!({"status": 3}))).unwrap_err().code(), "invalid_status");
+        assert_eq!(
+            status_change(Some(json!(["shipped"]))).unwrap_err().code(),
+            "missing_status"
+        );
+        assert_eq!(
+            status_change(Some(json!({"status": "lost"})))
+                .unwrap_err()
+                .code(),
+            "invalid_status"
+        );
+        assert_eq!(
+            status_change(Some(json!({"status": 3})))
+                .unwrap_err()
+                .code(),
+            "invalid_status"
+        );
     }
 
     #[test]
@@ -220,11 +261,28 @@ mod tests {
     fn list_params() {
         let query = ListQuery::try_from(ListParams::default()).unwrap();
         assert_eq!(query, ListQuery::default());
-        let params = |limit: &str| ListParams { limit: Some(limit.into()), ..Default::default() };
+        let params = |limit: &str| ListParams {
+            limit: Some(limit.into()),
+            ..Default::default()
+        };
         assert!(ListQuery::try_from(params("0")).is_err());
         assert!(ListQuery::try_from(params("abc")).is_err());
-        assert_eq!(ListQuery::try_from(params("10")).unwrap().page.unwrap().limit.get(), 10);
-        let cursor_only = ListParams { cursor: Some("nope".into()), ..Default::default() };
-        assert_eq!(ListQuery::try_from(cursor_only).unwrap_err().code(), "invalid_cursor");
+        assert_eq!(
+            ListQuery::try_from(params("10"))
+                .unwrap()
+                .page
+                .unwrap()
+                .limit
+                .get(),
+            10
+        );
+        let cursor_only = ListParams {
+            cursor: Some("nope".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ListQuery::try_from(cursor_only).unwrap_err().code(),
+            "invalid_cursor"
+        );
     }
 }

@@ -98,7 +98,11 @@ fn write_repo_stats(out: &mut String, stats: &RepoStats) -> std::fmt::Result {
         for (name, help, pick) in [
             ("cache_hits", "Cache lookups answered from Redis", 0),
             ("cache_misses", "Cache lookups that went to the database", 1),
-            ("cache_errors", "Redis operations that failed or timed out", 2),
+            (
+                "cache_errors",
+                "Redis operations that failed or timed out",
+                2,
+            ),
         ] {
             writeln!(out, "# HELP {name} {help}.")?;
             writeln!(out, "# TYPE {name} counter")?;
@@ -109,18 +113,31 @@ fn write_repo_stats(out: &mut String, stats: &RepoStats) -> std::fmt::Result {
         }
     }
     let pool = stats.pool;
-    writeln!(out, "# HELP db_pool_connections Database connections by state.")?;
+    writeln!(
+        out,
+        "# HELP db_pool_connections Database connections by state."
+    )?;
     writeln!(out, "# TYPE db_pool_connections gauge")?;
-    writeln!(out, "db_pool_connections{{state=\"idle\"}} {}", pool.available)?;
+    writeln!(
+        out,
+        "db_pool_connections{{state=\"idle\"}} {}",
+        pool.available
+    )?;
     writeln!(
         out,
         "db_pool_connections{{state=\"in_use\"}} {}",
         pool.size.saturating_sub(pool.available)
     )?;
-    writeln!(out, "# HELP db_pool_max_connections Database pool capacity.")?;
+    writeln!(
+        out,
+        "# HELP db_pool_max_connections Database pool capacity."
+    )?;
     writeln!(out, "# TYPE db_pool_max_connections gauge")?;
     writeln!(out, "db_pool_max_connections {}", pool.max_size)?;
-    writeln!(out, "# HELP db_pool_waiting Requests waiting for a database connection.")?;
+    writeln!(
+        out,
+        "# HELP db_pool_waiting Requests waiting for a database connection."
+    )?;
     writeln!(out, "# TYPE db_pool_waiting gauge")?;
     writeln!(out, "db_pool_waiting {}", pool.waiting)?;
     Ok(())
@@ -137,14 +154,28 @@ mod tests {
         let metrics = Metrics::default();
         metrics.observe("GET", "/orders/{order_id}", 200, Duration::from_millis(3));
         let stats = RepoStats {
-            pool: PoolStats { max_size: 8, size: 3, available: 2, waiting: 0 },
+            pool: PoolStats {
+                max_size: 8,
+                size: 3,
+                available: 2,
+                waiting: 0,
+            },
             cache: Some(CacheStats {
-                list: KeySpaceStats { hits: 5, misses: 1, errors: 0 },
+                list: KeySpaceStats {
+                    hits: 5,
+                    misses: 1,
+                    errors: 0,
+                },
                 detail: KeySpaceStats::default(),
             }),
         };
         let text = metrics.render(&stats);
-        assert!(text.contains(r#"http_requests_total{method="GET",route="/orders/{order_id}",status="200"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="GET",route="/orders/{order_id}",status="200"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains("http_request_duration_seconds_bucket"));
         assert!(text.contains(r#"cache_hits_total{keyspace="list"} 5"#));
         assert!(text.contains(r#"db_pool_connections{state="in_use"} 1"#));

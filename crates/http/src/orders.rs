@@ -67,7 +67,9 @@ pub async fn list<R: OrderRepository>(
     let body = state.repo.list(query).await?.into_body();
     let etag = list_etag(&body);
     if none_match_hits(&req, &etag) {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish());
     }
     Ok(json(HttpResponse::Ok(), etag).body(body))
 }
@@ -131,7 +133,9 @@ pub async fn get<R: OrderRepository>(
         .ok_or_else(|| ApiError::OrderNotFound(path.into_inner()))?;
     let etag = order_etag(document.version());
     if none_match_hits(&req, &etag) {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish());
     }
     Ok(json(HttpResponse::Ok(), etag).body(document.into_body()))
 }
@@ -173,10 +177,13 @@ pub async fn update_status<R: OrderRepository>(
         .update_status(id, status, if_match_version(&req))
         .await?
     {
-        StatusUpdate::Updated(document) => Ok(json(HttpResponse::Ok(), order_etag(document.version()))
-            .body(document.into_body())),
+        StatusUpdate::Updated(document) => {
+            Ok(json(HttpResponse::Ok(), order_etag(document.version())).body(document.into_body()))
+        }
         StatusUpdate::NotFound => Err(ApiError::OrderNotFound(path.into_inner())),
-        StatusUpdate::VersionMismatch { current } => Err(ApiError::PreconditionFailed(current.get())),
+        StatusUpdate::VersionMismatch { current } => {
+            Err(ApiError::PreconditionFailed(current.get()))
+        }
     }
 }
 

@@ -1,0 +1,337 @@
+//! Configuration: the original's environment variables plus our new ones,
+//! read from the environment, then a `.env` file in the working directory,
+//! then defaults. Every value is parsed here, once; an invalid one is an
+//! error naming its variable, never silently ignored.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use cache::CacheConfig;
+use config::{Config, Environment};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use storage::{DatabaseUrl, StorageConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{variable}: {message}")]
+    Invalid {
+        variable: &'static str,
+        message: String,
+    },
+    #[error(".env: {0}")]
+    DotEnv(#[from] dotenvy::Error),
+    #[error("configuration: {0}")]
+    Source(#[from] config::ConfigError),
+}
+
+fn invalid(variable: &'static str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        variable,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// A `tracing` filter (`RUST_LOG` syntax).
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: StorageConfig,
+    pub cache: CacheConfig,
+    pub http: http::HttpSettings,
+    pub host: String,
+    pub port: u16,
+    pub log: LogSettings,
+}
+
+/// Looks variables up by their upper-case names in what `config` gathered
+/// (it lower-cases keys).
+struct Vars(Config);
+
+impl Vars {
+    fn text(&self, name: &'static str) -> Option<String> {
+        self.0.get_string(&name.to_ascii_lowercase()).ok()
+    }
+
+    fn non_empty(&self, name: &'static str) -> Option<String> {
+        self.text(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn number<T>(&self, name: &'static str, default: T, min: T) -> Result<T, SettingsError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(raw) = self.non_empty(name) else {
+            return Ok(default);
+        };
+        match raw.trim().parse::<T>() {
+            Ok(value) if value >= min => Ok(value),
+            _ => Err(invalid(
+                name,
+                format!("expected a whole number of at least {min}, got {raw:?}"),
+            )),
+        }
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, SettingsError> {
+        let Some(raw) = self.non_empty(name) else {
+            return Ok(false);
+        };
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(invalid(
+                name,
+                format!("expected true/false, 1/0 or yes/no, got {raw:?}"),
+            )),
+        }
+    }
+}
+
+impl Settings {
+    /// The process environment, then `./.env`, then defaults.
+    pub fn load() -> Result<Self, SettingsError> {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        match dotenvy::from_filename_iter(".env") {
+            Ok(entries) => {
+                for entry in entries {
+                    let (key, value) = entry?;
+                    vars.insert(key, value);
+                }
+            }
+            Err(error) if error.not_found() => {}
+            Err(error) => return Err(error.into()),
+        }
+        vars.extend(std::env::vars());
+        Self::from_vars(vars)
+    }
+
+    /// Settings from an explicit set of variables (tests, tools).
+    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, SettingsError> {
+        let config = Config::builder()
+            .add_source(Environment::default().source(Some(vars.into_iter().collect())))
+            .build()?;
+        let vars = Vars(config);
+
+        let database = StorageConfig {
+            url: database_url(&vars)?,
+            pool_size: vars.number("DB_POOL_SIZE", 0usize, 1)?,
+            pool_timeout: Duration::from_millis(vars.number("DB_POOL_TIMEOUT_MS", 2000u64, 1)?),
+        };
+
+        let redis_url = vars
+            .non_empty("REDIS_URL")
+            .unwrap_or_else(|| "redis://localhost:6379/0".to_owned());
+        if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|scheme| redis_url.starts_with(scheme))
+        {
+            return Err(invalid("REDIS_URL", "expected a redis:// or rediss:// URL"));
+        }
+        let cache = CacheConfig {
+            redis_url,
+            ttl: Duration::from_secs(vars.number("ORDERS_CACHE_TTL", 30u64, 1)?),
+            timeout: Duration::from_millis(vars.number("CACHE_TIMEOUT_MS", 50u64, 1)?),
+            disabled: vars.flag("CACHE_DISABLED")?,
+            key_prefix: vars.text("CACHE_KEY_PREFIX").unwrap_or_default(),
+        };
+
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cors_origins = vars.non_empty("CORS_ORIGINS").and_then(|raw| {
+            let origins: Vec<String> = raw
+                .split(',')
+                .map(|origin| origin.trim().to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect();
+            (!origins.iter().any(|origin| origin == "*")).then_some(origins)
+        });
+        let http = http::HttpSettings {
+            admin_password: http::AdminPassword::new(vars.text("ADMIN_PASSWORD")),
+            cors_origins,
+            workers: vars.number("WORKERS", cores, 1)?,
+            shutdown_timeout: Duration::from_secs(30),
+        };
+
+        let format = match vars.non_empty("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("expected pretty or json, got {other:?}"),
+                ));
+            }
+        };
+        let filter = vars
+            .non_empty("RUST_LOG")
+            .unwrap_or_else(|| "info".to_owned());
+        tracing_subscriber::EnvFilter::try_new(&filter)
+            .map_err(|error| invalid("RUST_LOG", error.to_string()))?;
+
+        Ok(Self {
+            database,
+            cache,
+            http,
+            host: vars
+                .non_empty("HOST")
+                .unwrap_or_else(|| "0.0.0.0".to_owned()),
+            port: vars.number("PORT", 8080u16, 0)?,
+            log: LogSettings { filter, format },
+        })
+    }
+}
+
+/// `DB_USER`, `DB_PASS`, `DB_HOST` and `DB_NAME` together override
+/// `DATABASE_URL` with MySQL, as in the original.
+fn database_url(vars: &Vars) -> Result<DatabaseUrl, SettingsError> {
+    let parts = (
+        vars.non_empty("DB_USER"),
+        vars.text("DB_PASS"),
+        vars.non_empty("DB_HOST"),
+        vars.non_empty("DB_NAME"),
+    );
+    if let (Some(user), Some(pass), Some(host), Some(name)) = parts {
+        let port = vars.number("DB_PORT", 3306u16, 1)?;
+        let url = format!(
+            "mysql://{}:{}@{}:{port}/{}",
+            utf8_percent_encode(&user, NON_ALPHANUMERIC),
+            utf8_percent_encode(&pass, NON_ALPHANUMERIC),
+            host.trim(),
+            utf8_percent_encode(name.trim(), NON_ALPHANUMERIC),
+        );
+        return DatabaseUrl::parse(&url).map_err(|error| invalid("DB_HOST", error.to_string()));
+    }
+    let url = vars
+        .non_empty("DATABASE_URL")
+        .unwrap_or_else(|| "sqlite:///database.db".to_owned());
+    DatabaseUrl::parse(url.trim()).map_err(|error| invalid("DATABASE_URL", error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::from_vars(
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        )
+    }
+
+    fn failing_variable(pairs: &[(&str, &str)]) -> &'static str {
+        match settings(pairs) {
+            Err(SettingsError::Invalid { variable, .. }) => variable,
+            other => panic!("expected an invalid variable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let settings = settings(&[]).unwrap();
+        assert!(
+            matches!(&settings.database.url, DatabaseUrl::Sqlite(path) if path.ends_with("database.db"))
+        );
+        assert_eq!(settings.cache.redis_url, "redis://localhost:6379/0");
+        assert_eq!(settings.cache.ttl, Duration::from_secs(30));
+        assert_eq!(settings.cache.timeout, Duration::from_millis(50));
+        assert!(!settings.cache.disabled);
+        assert_eq!(settings.cache.key_prefix, "");
+        assert_eq!((settings.host.as_str(), settings.port), ("0.0.0.0", 8080));
+        assert!(settings.http.cors_origins.is_none());
+        assert_eq!(settings.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn db_parts_override_database_url() {
+        let overridden = settings(&[
+            ("DATABASE_URL", "sqlite:///x.db"),
+            ("DB_USER", "app"),
+            ("DB_PASS", "p@ss:w/rd"),
+            ("DB_HOST", "db.example"),
+            ("DB_NAME", "orders"),
+        ])
+        .unwrap();
+        let DatabaseUrl::Mysql(url) = &overridden.database.url else {
+            panic!("expected MySQL");
+        };
+        assert_eq!(url, "mysql://app:p%40ss%3Aw%2Frd@db.example:3306/orders");
+        // Not all four: DATABASE_URL stands.
+        let fallback = settings(&[
+            ("DATABASE_URL", "mysql+pymysql://u:p@h/db"),
+            ("DB_USER", "x"),
+        ])
+        .unwrap();
+        assert!(matches!(fallback.database.url, DatabaseUrl::Mysql(_)));
+    }
+
+    #[test]
+    fn flags_accept_the_usual_spellings() {
+        for (raw, expected) in [
+            ("TRUE", true),
+            ("1", true),
+            ("Yes", true),
+            ("false", false),
+            ("0", false),
+            ("NO", false),
+        ] {
+            assert_eq!(
+                settings(&[("CACHE_DISABLED", raw)]).unwrap().cache.disabled,
+                expected,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        assert_eq!(
+            failing_variable(&[("CACHE_DISABLED", "maybe")]),
+            "CACHE_DISABLED"
+        );
+        assert_eq!(failing_variable(&[("PORT", "http")]), "PORT");
+        assert_eq!(failing_variable(&[("PORT", "70000")]), "PORT");
+        assert_eq!(
+            failing_variable(&[("ORDERS_CACHE_TTL", "-1")]),
+            "ORDERS_CACHE_TTL"
+        );
+        assert_eq!(failing_variable(&[("WORKERS", "0")]), "WORKERS");
+        assert_eq!(
+            failing_variable(&[("DATABASE_URL", "postgres://x")]),
+            "DATABASE_URL"
+        );
+        assert_eq!(failing_variable(&[("REDIS_URL", "http://x")]), "REDIS_URL");
+        assert_eq!(failing_variable(&[("LOG_FORMAT", "xml")]), "LOG_FORMAT");
+        assert_eq!(failing_variable(&[("RUST_LOG", "info,[")]), "RUST_LOG");
+    }
+
+    #[test]
+    fn cors_origins_list_or_any() {
+        let settings_with = |raw| {
+            settings(&[("CORS_ORIGINS", raw)])
+                .unwrap()
+                .http
+                .cors_origins
+        };
+        assert_eq!(
+            settings_with("https://a.example, https://b.example"),
+            Some(vec![
+                "https://a.example".to_owned(),
+                "https://b.example".to_owned()
+            ])
+        );
+        assert_eq!(settings_with("*"), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! Black-box tests of the whole service: the real wiring from settings to
+//! storage, cache and HTTP, on a free port, with real databases.
+
+mod support;
+
+mod admin;
+mod cache;
+mod conditional;
+mod errors;
+mod faults;
+mod mysql;
+mod ops;
+mod orders;
+mod process;
