@@ -14,8 +14,7 @@ mod status;
 pub use document::{ListDocument, OrderDocument};
 pub use id::{OrderId, ParseOrderIdError};
 pub use input::{
-    CustomerName, ITEMS_MAX, IdempotencyKey, ItemName, NewItem, NewOrder, Quantity,
-    ValidationError,
+    CustomerName, ITEMS_MAX, IdempotencyKey, ItemName, NewItem, NewOrder, Quantity, ValidationError,
 };
 pub use order::{Item, Order, Timestamp, Version};
 pub use query::{Cursor, Limit, ListQuery, PageRequest};
