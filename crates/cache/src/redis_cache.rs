@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisResult, Value};
 use deadpool_redis::{Connection, Manager, Pool, Runtime};
 use domain::{CacheState, ListDocument, ListQuery, OrderDocument, OrderId, OrderRepository};
@@ -72,6 +73,12 @@ pub(crate) struct RedisCache {
     warnings: Warnings,
     dirty: Dirty,
     repairing: AtomicBool,
+    /// One pooled connection kept out of the pool and shared: a multiplexed
+    /// connection pipelines concurrent commands by itself, and taking it
+    /// from the pool for every command would cost a PING round trip
+    /// (deadpool-redis checks each connection it lends). Dropped on any
+    /// failure, so the next call gets a fresh one from the pool.
+    pinned: std::sync::Mutex<Option<Connection>>,
     pub(crate) counters: Counters,
     /// Keyed by (version read before the database, canonical query).
     pub(crate) list_flights: Flights<(u64, Option<String>), ListDocument>,
@@ -106,6 +113,7 @@ impl RedisCache {
             warnings: Warnings::default(),
             dirty: Dirty::default(),
             repairing: AtomicBool::new(false),
+            pinned: std::sync::Mutex::new(None),
             counters: Counters::default(),
             list_flights: Flights::default(),
             detail_flights: Flights::default(),
@@ -119,14 +127,14 @@ impl RedisCache {
     /// dropped by the connection's driver.
     async fn call<T, F, Fut>(&self, space: Option<Space>, op: F) -> Result<T, CacheError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let Some(admission) = self.breaker.admit(Instant::now()) else {
             return Err(CacheError::CircuitOpen);
         };
         let attempt = async {
-            let connection = self.pool.get().await.map_err(CacheError::Connection)?;
+            let connection = self.connection().await?;
             op(connection).await.map_err(CacheError::Command)
         };
         let result = tokio::time::timeout(self.timeout, attempt)
@@ -135,6 +143,7 @@ impl RedisCache {
         match &result {
             Ok(_) => self.breaker.succeeded(),
             Err(error) => {
+                self.unpin();
                 if let Some(space) = space {
                     self.counters.error(space);
                 }
@@ -149,6 +158,27 @@ impl RedisCache {
             }
         }
         result
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
+        if let Some(pinned) = self.pinned.lock().expect("not poisoned").as_ref() {
+            return Ok(MultiplexedConnection::clone(pinned));
+        }
+        let pooled = self.pool.get().await.map_err(CacheError::Connection)?;
+        let connection = MultiplexedConnection::clone(&pooled);
+        self.pinned
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert(pooled);
+        Ok(connection)
+    }
+
+    /// Forgets the shared connection after a failure; it is taken out of
+    /// the pool too, as it may be broken.
+    fn unpin(&self) {
+        if let Some(pinned) = self.pinned.lock().expect("not poisoned").take() {
+            drop(deadpool_redis::Connection::take(pinned));
+        }
     }
 
     /// Whether reads may use Redis now. While dirty they may not, and a
