@@ -18,7 +18,8 @@ pub enum XtaskError {
     Goose(#[from] Box<goose::GooseError>),
     #[error("mysql: {0}")]
     Mysql(String),
-    #[error("{context}: {source}")]
+    /// The cause is printed on its own line by `main`.
+    #[error("{context}")]
     Io {
         context: String,
         source: std::io::Error,

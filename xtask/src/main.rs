@@ -13,7 +13,7 @@ use xtask::{XtaskError, clear, redis_reset, seed};
 /// The orders service's utilities, load tests and benchmark. Configuration
 /// comes from the environment, then `.env`, as for the server.
 #[derive(Parser)]
-#[command(name = "cargo xtask")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,8 +53,8 @@ struct LoadtestArgs {
     /// Users started per second.
     #[arg(long, default_value_t = 10.0)]
     hatch_rate: f64,
-    /// How long to run once every user has started, such as 60s or 5m.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    /// How long to run once every user has started, in seconds or such as 60s or 5m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
     run_time: Duration,
     /// Write goose's report (HTML with charts; .md or .json by extension).
     #[arg(long, value_name = "FILE")]
@@ -69,11 +69,11 @@ struct BenchArgs {
     /// Run only these parts (comma separated).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Sqlite, Part::Mysql, Part::Cold])]
     only: Vec<Part>,
-    /// Measured time per workload, such as 10s.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Measured time per workload, in seconds or such as 500ms.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
     /// Unmeasured run before each workload.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
     warmup: Duration,
     /// Connections for the single-request workloads.
     #[arg(long, default_value_t = 32)]
@@ -99,6 +99,17 @@ struct BenchArgs {
     /// Where the markdown and JSON results go.
     #[arg(long)]
     output_dir: Option<PathBuf>,
+}
+
+/// A bare number is seconds (`--duration 2`); otherwise `500ms`, `10s`, `5m`.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    match raw.parse::<f64>() {
+        Ok(seconds) if seconds >= 0.0 && seconds.is_finite() => {
+            Ok(Duration::from_secs_f64(seconds))
+        }
+        Ok(_) => Err(format!("{raw}: not a duration")),
+        Err(_) => humantime::parse_duration(raw).map_err(|error| error.to_string()),
+    }
 }
 
 async fn repository(settings: &Settings) -> Result<server::AppRepository, XtaskError> {

@@ -289,10 +289,11 @@ fn read_share(summary: &loadtest::Summary) -> f64 {
 
 /// Both scenarios for 5 s against a server the test starts, on a SQLite
 /// file and a redis-server of its own (preparing flushes it), and once
-/// against nothing, which must fail. One test: goose keeps global state
+/// against nothing and against a server breaking the contract, which must
+/// fail. One test: goose keeps global state
 /// (its kill switch), so its runs must not overlap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loadtest_runs_both_scenarios_without_failures_and_fails_without_a_server() {
+async fn loadtest_passes_against_a_server_and_fails_on_refused_or_broken_responses() {
     let dir = TempDir::new();
     let redis_server = OwnRedis::start();
     let settings = settings(&dir.sqlite_url(), &redis_server.url(0), "");
@@ -356,12 +357,55 @@ async fn loadtest_runs_both_scenarios_without_failures_and_fails_without_a_serve
         host: nothing,
         run_time: Duration::from_secs(1),
         report: None,
-        ..options
+        ..options.clone()
     })
     .await
     .unwrap();
     assert!(!failed.passed(), "{failed}");
     assert!(failed.total.failures > 0);
+
+    // Right status, wrong body: a contract failure, not a success.
+    let liar =
+        answer_everything_with(b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\n{\"orders\":[]}")
+            .await;
+    let broken = loadtest::run(&LoadtestOptions {
+        host: liar,
+        users: 2,
+        run_time: Duration::from_secs(1),
+        report: None,
+        ..options
+    })
+    .await
+    .unwrap();
+    assert_eq!(broken.total.failures, broken.total.requests, "{broken}");
+    assert!(
+        broken
+            .errors
+            .iter()
+            .any(|(error, _)| error.contains("unparsable body")),
+        "{broken}"
+    );
+}
+
+/// A server that answers every request with `response`, whatever it was.
+async fn answer_everything_with(response: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                // One read holds a small request whole; keep-alive loops.
+                while let Ok(n) = stream.read(&mut buffer).await {
+                    if n == 0 || stream.write_all(response).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
 }
 
 fn assert_html_report(path: &Path) {

@@ -77,6 +77,8 @@ pub struct BenchReport {
     pub machine: Machine,
     /// How the load was generated, so nobody reads the numbers without it.
     pub generator: String,
+    /// The server binary measured.
+    pub server: String,
     pub seconds_per_workload: f64,
     pub connections: usize,
     pub sections: Vec<Section>,
@@ -91,11 +93,12 @@ impl BenchReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Machine: {} cores ({}). {} s per workload, {} connections.\n\nLoad generator: {}\n",
+            "Machine: {} cores ({}). {} s per workload, {} connections.\n\nServer: `{}`\n\nLoad generator: {}\n",
             self.machine.cores,
             self.machine.cpu,
             self.seconds_per_workload,
             self.connections,
+            self.server,
             self.generator
         );
         for section in &self.sections {
@@ -172,6 +175,7 @@ mod tests {
                 cpu: "test".into(),
             },
             generator: "one thread".into(),
+            server: "target/release/server".into(),
             seconds_per_workload: 10.0,
             connections: 32,
             sections: vec![Section {

@@ -2,6 +2,7 @@
 //! exactly the environment the bench gives it, and killed when the handle
 //! is dropped, so an error or a panic in the bench never leaves it running.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
     log: PathBuf,
+    /// The highest peak seen before the last reset, in KiB.
+    earlier_peak_kib: Cell<u64>,
 }
 
 /// A port nobody listens on now. The server binds it a moment later; another
@@ -68,7 +71,12 @@ impl ServerProcess {
         let child = command
             .spawn()
             .map_err(|e| XtaskError::io(format!("starting {}", binary.display()), e))?;
-        let mut server = Self { child, addr, log };
+        let mut server = Self {
+            child,
+            addr,
+            log,
+            earlier_peak_kib: Cell::new(0),
+        };
         server.wait_ready(Duration::from_secs(60)).await?;
         Ok(server)
     }
@@ -116,7 +124,16 @@ impl ServerProcess {
     /// to the current RSS), so each workload gets its own peak. False when
     /// the kernel refused; peaks then run on from the start.
     pub fn reset_peak_rss(&self) -> bool {
+        let peak = self.peak_rss_kib().unwrap_or(0);
+        self.earlier_peak_kib
+            .set(self.earlier_peak_kib.get().max(peak));
         std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").is_ok()
+    }
+
+    /// The peak over the server's whole life, resets or not, in KiB.
+    pub fn lifetime_peak_rss_kib(&self) -> Option<u64> {
+        let current = self.peak_rss_kib()?;
+        Some(current.max(self.earlier_peak_kib.get()))
     }
 
     /// The last lines of the server's output, for error messages.
