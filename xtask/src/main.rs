@@ -112,6 +112,18 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
     }
 }
 
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "Ctrl-C";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = terminate.recv() => "SIGTERM",
+    }
+}
+
 async fn repository(settings: &Settings) -> Result<server::AppRepository, XtaskError> {
     Ok(server::build_repository(settings).await?)
 }
@@ -189,7 +201,15 @@ async fn run(command: Command) -> Result<ExitCode, XtaskError> {
                     .output_dir
                     .unwrap_or_else(|| bench::workspace_root().join("bench-results")),
             };
-            let report = bench::run(&options).await?;
+            // Dropping the bench on Ctrl-C or SIGTERM runs its guards: the
+            // server child is killed and the scratch databases dropped.
+            let report = tokio::select! {
+                report = bench::run(&options) => report?,
+                signal = shutdown_signal() => {
+                    eprintln!("bench interrupted by {signal}; server stopped");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
             let path = report.write(&options.output_dir)?;
             println!("\n{}\nWritten to {}", report.markdown(), path.display());
             if report.errors() > 0 {
