@@ -143,19 +143,32 @@ impl<R: OrderRepository> CachedRepository<R> {
             None => Ok(()),
         }
     }
+}
 
-    async fn after_bulk_write(&self) {
-        if let Some(cache) = &self.cache {
-            // A failure has already marked the cache dirty and been logged.
-            let _ = cache.invalidate_all().await;
-        }
-    }
+type Cache = Option<Arc<RedisCache>>;
 
-    async fn after_order_write(&self, id: OrderId) {
-        if let Some(cache) = &self.cache {
-            cache.order_written(id).await;
-        }
+async fn after_bulk_write(cache: &Cache) {
+    if let Some(cache) = cache {
+        // A failure has already marked the cache dirty and been logged.
+        let _ = cache.invalidate_all().await;
     }
+}
+
+async fn after_order_write(cache: &Cache, id: OrderId) {
+    if let Some(cache) = cache {
+        cache.order_written(id).await;
+    }
+}
+
+/// Runs a write and its invalidation as one task, so that a caller that
+/// goes away after the commit (a dropped request, a forced shutdown) cannot
+/// skip the invalidation and leave a stale entry behind.
+async fn detached<T: Send + 'static>(
+    write: impl Future<Output = Result<T, RepoError>> + Send + 'static,
+) -> Result<T, RepoError> {
+    tokio::spawn(tracing::Instrument::in_current_span(write))
+        .await
+        .unwrap_or_else(|error| Err(RepoError::Internal(Box::new(error))))
 }
 
 impl<R: OrderRepository> OrderRepository for CachedRepository<R> {
@@ -164,12 +177,16 @@ impl<R: OrderRepository> OrderRepository for CachedRepository<R> {
         order: NewOrder,
         idempotency: Option<IdempotencyKey>,
     ) -> Result<Created, RepoError> {
-        let created = self.inner.create(order, idempotency).await?;
-        // A replay changed nothing, so there is nothing to invalidate.
-        if !created.replayed {
-            self.after_order_write(created.document.id()).await;
-        }
-        Ok(created)
+        let (inner, cache) = (Arc::clone(&self.inner), self.cache.clone());
+        detached(async move {
+            let created = inner.create(order, idempotency).await?;
+            // A replay changed nothing, so there is nothing to invalidate.
+            if !created.replayed {
+                after_order_write(&cache, created.document.id()).await;
+            }
+            Ok(created)
+        })
+        .await
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<OrderDocument>, RepoError> {
@@ -221,31 +238,47 @@ impl<R: OrderRepository> OrderRepository for CachedRepository<R> {
         status: OrderStatus,
         expected: Option<Version>,
     ) -> Result<StatusUpdate, RepoError> {
-        let update = self.inner.update_status(id, status, expected).await?;
-        if let StatusUpdate::Updated(document) = &update {
-            self.after_order_write(document.id()).await;
-        }
-        Ok(update)
+        let (inner, cache) = (Arc::clone(&self.inner), self.cache.clone());
+        detached(async move {
+            let update = inner.update_status(id, status, expected).await?;
+            if let StatusUpdate::Updated(document) = &update {
+                after_order_write(&cache, document.id()).await;
+            }
+            Ok(update)
+        })
+        .await
     }
 
     async fn delete(&self, id: OrderId) -> Result<bool, RepoError> {
-        let deleted = self.inner.delete(id).await?;
-        if deleted {
-            self.after_order_write(id).await;
-        }
-        Ok(deleted)
+        let (inner, cache) = (Arc::clone(&self.inner), self.cache.clone());
+        detached(async move {
+            let deleted = inner.delete(id).await?;
+            if deleted {
+                after_order_write(&cache, id).await;
+            }
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn reset(&self) -> Result<ResetOutcome, RepoError> {
-        let outcome = self.inner.reset().await?;
-        self.after_bulk_write().await;
-        Ok(outcome)
+        let (inner, cache) = (Arc::clone(&self.inner), self.cache.clone());
+        detached(async move {
+            let outcome = inner.reset().await?;
+            after_bulk_write(&cache).await;
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn seed(&self, orders: Vec<Order>) -> Result<u64, RepoError> {
-        let created = self.inner.seed(orders).await?;
-        self.after_bulk_write().await;
-        Ok(created)
+        let (inner, cache) = (Arc::clone(&self.inner), self.cache.clone());
+        detached(async move {
+            let created = inner.seed(orders).await?;
+            after_bulk_write(&cache).await;
+            Ok(created)
+        })
+        .await
     }
 
     async fn health(&self) -> Health {

@@ -50,7 +50,7 @@ pub struct Version(u64);
 impl Version {
     pub const FIRST: Version = Version(1);
 
-    pub fn new(version: u64) -> Self {
+    pub const fn new(version: u64) -> Self {
         Self(version)
     }
 

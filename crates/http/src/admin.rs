@@ -58,12 +58,12 @@ pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/admin/reset")
             .route(web::post().to(reset::<R>))
-            .default_service(web::to(crate::method_not_allowed)),
+            .default_service(crate::method_not_allowed("POST")),
     )
     .service(
         web::resource("/admin/seed")
             .route(web::post().to(seed::<R>))
-            .default_service(web::to(crate::method_not_allowed)),
+            .default_service(crate::method_not_allowed("POST")),
     );
 }
 
@@ -121,7 +121,10 @@ pub async fn seed<R: OrderRepository>(
 ) -> Result<HttpResponse, ApiError> {
     let body = authorize(&state, &req, body)?;
     let count = input::seed_count(body.as_ref())?;
-    let orders = domain::fake::orders(count, &mut rand::rng());
+    // Making 100,000 orders takes a while: not on the HTTP worker's thread.
+    let orders = web::block(move || domain::fake::orders(count, &mut rand::rng()))
+        .await
+        .map_err(|error| ApiError::Internal(domain::RepoError::Internal(Box::new(error))))?;
     let created = state.repo.seed(orders).await?;
     Ok(HttpResponse::Created().json(json!({
         "message": format!("Seeded {created} fake orders."),

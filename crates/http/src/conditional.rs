@@ -32,21 +32,37 @@ pub fn none_match_hits(req: &HttpRequest, etag: &str) -> bool {
         .is_some_and(|mut tags| tags.any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag))
 }
 
-/// What `If-Match` asks of an order: `None` when absent or `*` (any
-/// version), else the version the client last saw. A tag that is not one of
-/// ours can never match, so it maps to version 0, which no order has.
-pub fn if_match_version(req: &HttpRequest) -> Option<Version> {
-    let mut tags = tags(req, &header::IF_MATCH)?;
-    let first = tags.next()?;
-    if first == "*" {
-        return None;
+/// What `If-Match` asks of an order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version.
+    Any,
+    /// The versions the client would accept. A tag that is not one of ours
+    /// can never match, so it stands for [`IfMatch::NEVER`].
+    Versions(Vec<Version>),
+}
+
+impl IfMatch {
+    /// No order has version 0.
+    pub const NEVER: Version = Version::new(0);
+}
+
+/// `None` when the request has no `If-Match`.
+pub fn if_match(req: &HttpRequest) -> Option<IfMatch> {
+    let tags: Vec<&str> = tags(req, &header::IF_MATCH)?.collect();
+    if tags.contains(&"*") {
+        return Some(IfMatch::Any);
     }
-    let version = first
-        .strip_prefix('"')
-        .and_then(|tag| tag.strip_suffix('"'))
-        .and_then(|tag| tag.parse().ok())
-        .unwrap_or(0);
-    Some(Version::new(version))
+    let versions = tags
+        .into_iter()
+        .map(|tag| {
+            tag.strip_prefix('"')
+                .and_then(|tag| tag.strip_suffix('"'))
+                .and_then(|tag| tag.parse().ok())
+                .map_or(IfMatch::NEVER, Version::new)
+        })
+        .collect();
+    Some(IfMatch::Versions(versions))
 }
 
 #[cfg(test)]
@@ -75,18 +91,21 @@ mod tests {
     #[test]
     fn if_match_forms() {
         let with = |value: &str| {
-            if_match_version(
+            if_match(
                 &TestRequest::default()
                     .insert_header((header::IF_MATCH, value))
                     .to_http_request(),
             )
         };
-        assert_eq!(with("\"4\""), Some(Version::new(4)));
-        assert_eq!(with("*"), None);
-        assert_eq!(with("\"abc\""), Some(Version::new(0)));
-        assert_eq!(
-            if_match_version(&TestRequest::default().to_http_request()),
-            None
-        );
+        let versions = |list: &[u64]| {
+            Some(IfMatch::Versions(
+                list.iter().copied().map(Version::new).collect(),
+            ))
+        };
+        assert_eq!(with("\"4\""), versions(&[4]));
+        assert_eq!(with("\"3\", \"4\""), versions(&[3, 4]));
+        assert_eq!(with("*"), Some(IfMatch::Any));
+        assert_eq!(with("\"abc\""), versions(&[0]));
+        assert_eq!(if_match(&TestRequest::default().to_http_request()), None);
     }
 }

@@ -22,8 +22,8 @@ pub enum ApiError {
     AdminDisabled,
     #[error("No such endpoint: {method} {path}.")]
     RouteNotFound { method: String, path: String },
-    #[error("Method {0} is not allowed on this endpoint.")]
-    MethodNotAllowed(String),
+    #[error("Method {method} is not allowed here; use {allow}.")]
+    MethodNotAllowed { method: String, allow: &'static str },
     #[error("The order has changed: it is now at version {0}. Read it again and retry.")]
     PreconditionFailed(u64),
     #[error("Request body must be at most 64 KiB.")]
@@ -36,6 +36,10 @@ pub enum ApiError {
     Unavailable(#[source] RepoError),
     #[error("Internal server error.")]
     Internal(#[source] RepoError),
+    /// An error no handler described (actix's own, a middleware's): only
+    /// its status is known.
+    #[error("{}.", .0.canonical_reason().unwrap_or("Error"))]
+    Status(StatusCode),
 }
 
 impl ApiError {
@@ -54,13 +58,29 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::AdminDisabled => "admin_disabled",
             Self::RouteNotFound { .. } => "not_found",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PreconditionFailed(_) => "precondition_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::IdempotencyMismatch => "idempotency_key_reused",
             Self::Unavailable(_) => "database_unavailable",
             Self::Internal(_) => "internal_error",
+            Self::Status(status) => match status.as_u16() {
+                400 => "bad_request",
+                401 => "unauthorized",
+                403 => "forbidden",
+                404 => "not_found",
+                405 => "method_not_allowed",
+                408 => "request_timeout",
+                411 => "length_required",
+                413 => "payload_too_large",
+                414 => "uri_too_long",
+                415 => "unsupported_media_type",
+                431 => "headers_too_large",
+                503 => "unavailable",
+                500..=599 => "internal_error",
+                _ => "http_error",
+            },
         }
     }
 }
@@ -100,13 +120,14 @@ impl ResponseError for ApiError {
             Self::OrderNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminDisabled => StatusCode::FORBIDDEN,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Status(status) => *status,
         }
     }
 
@@ -117,8 +138,14 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unavailable(_) = self {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.to_string(),

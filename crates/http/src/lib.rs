@@ -51,7 +51,10 @@ fn cors(origins: Option<&[String]>) -> Cors {
             .iter()
             .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin)),
     };
-    cors.allow_any_method()
+    // A disallowed origin is answered as usual, only without CORS headers
+    // (the browser then blocks it), rather than with a plain-text 400.
+    cors.block_on_origin_mismatch(false)
+        .allow_any_method()
         .allow_any_header()
         .expose_headers([
             header::ETAG,
@@ -69,8 +72,14 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     })
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+/// The default service of a resource: a JSON 405 naming the methods it has.
+fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        })
+    })
 }
 
 /// Registers every route; also used by tests that build an `App` directly.

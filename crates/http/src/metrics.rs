@@ -65,6 +65,13 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        // Clients may send any method token; only known ones get their own
+        // series, so a client cannot grow the label set without bound.
+        const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+        let method = KNOWN
+            .into_iter()
+            .find(|known| *known == method)
+            .unwrap_or("OTHER");
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.to_owned(),
@@ -180,5 +187,17 @@ mod tests {
         assert!(text.contains(r#"cache_hits_total{keyspace="list"} 5"#));
         assert!(text.contains(r#"db_pool_connections{state="in_use"} 1"#));
         assert!(text.ends_with("# EOF\n"));
+
+        for junk in ["FOO1", "FOO2", "BAR"] {
+            metrics.observe(junk, "unmatched", 405, Duration::from_millis(1));
+        }
+        let text = metrics.render(&stats);
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="OTHER",route="unmatched",status="405"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("FOO1"));
     }
 }

@@ -11,10 +11,12 @@ use crate::metrics::Metrics;
 use crate::openapi::ApiDoc;
 
 pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz::<R>))
-        .route("/metrics", web::get().to(metrics::<R>))
-        .route("/openapi.json", web::get().to(openapi))
+    let get_only =
+        |path: &str| web::resource(path).default_service(crate::method_not_allowed("GET"));
+    cfg.service(get_only("/healthz").route(web::get().to(healthz)))
+        .service(get_only("/readyz").route(web::get().to(readyz::<R>)))
+        .service(get_only("/metrics").route(web::get().to(metrics::<R>)))
+        .service(get_only("/openapi.json").route(web::get().to(openapi)))
         .service(Scalar::with_url("/docs", ApiDoc::openapi()));
 }
 
@@ -35,6 +37,8 @@ pub async fn readyz<R: OrderRepository>(state: web::Data<AppState<R>>) -> HttpRe
     if !health.database_ok {
         return HttpResponse::ServiceUnavailable().json(json!({
             "status": "unavailable", "database": "unavailable", "cache": cache,
+            "error": "The database is unavailable; try again shortly.",
+            "code": "database_unavailable",
         }));
     }
     let status = match health.cache {

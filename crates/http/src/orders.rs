@@ -6,7 +6,7 @@ use domain::{IdempotencyKey, ListQuery, OrderId, OrderRepository, StatusUpdate, 
 
 use crate::AppState;
 use crate::body::JsonBody;
-use crate::conditional::{if_match_version, list_etag, none_match_hits, order_etag};
+use crate::conditional::{IfMatch, if_match, list_etag, none_match_hits, order_etag};
 use crate::error::ApiError;
 use crate::input::{self, ListParams};
 
@@ -15,18 +15,18 @@ pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
         web::resource("/orders")
             .route(web::get().to(list::<R>))
             .route(web::post().to(create::<R>))
-            .default_service(web::to(crate::method_not_allowed)),
+            .default_service(crate::method_not_allowed("GET, POST")),
     )
     .service(
         web::resource("/orders/{order_id}")
             .route(web::get().to(get::<R>))
             .route(web::delete().to(delete::<R>))
-            .default_service(web::to(crate::method_not_allowed)),
+            .default_service(crate::method_not_allowed("GET, DELETE")),
     )
     .service(
         web::resource("/orders/{order_id}/status")
             .route(web::patch().to(update_status::<R>))
-            .default_service(web::to(crate::method_not_allowed)),
+            .default_service(crate::method_not_allowed("PATCH")),
     );
 }
 
@@ -172,11 +172,26 @@ pub async fn update_status<R: OrderRepository>(
             });
         }
     };
-    match state
-        .repo
-        .update_status(id, status, if_match_version(&req))
-        .await?
-    {
+    let expected = match if_match(&req) {
+        None | Some(IfMatch::Any) => None,
+        Some(IfMatch::Versions(versions)) if versions.len() == 1 => Some(versions[0]),
+        Some(IfMatch::Versions(versions)) => {
+            // Several tags: the one naming the current version applies, and
+            // the update still checks that version atomically.
+            let current = state
+                .repo
+                .get(id)
+                .await?
+                .ok_or_else(|| ApiError::OrderNotFound(path.to_string()))?
+                .version();
+            Some(if versions.contains(&current) {
+                current
+            } else {
+                IfMatch::NEVER
+            })
+        }
+    };
+    match state.repo.update_status(id, status, expected).await? {
         StatusUpdate::Updated(document) => {
             Ok(json(HttpResponse::Ok(), order_etag(document.version())).body(document.into_body()))
         }

@@ -1,14 +1,19 @@
 //! Per-request telemetry: the request id (echoed or generated, returned in
 //! `X-Request-Id` and carried by every log line of the request through a
-//! span), one access-log line, and the request metrics.
+//! span), one access-log line, and the request metrics. As the outermost
+//! layer it also sees errors that no handler made (a middleware's, actix's
+//! own) and turns them into the JSON error body every client expects.
 
 use std::future::Future;
 use std::time::Instant;
 
-use actix_web::Error;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::web::Data;
+use actix_web::{Error, ResponseError};
+
+use crate::error::ApiError;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
@@ -34,9 +39,10 @@ fn request_id(req: &ServiceRequest) -> HeaderValue {
 pub fn observe<S, B>(
     req: ServiceRequest,
     service: &S,
-) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + use<S, B>
+) -> impl Future<Output = Result<ServiceResponse<BoxBody>, Error>> + use<S, B>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody + 'static,
 {
     let started = Instant::now();
     let id = request_id(&req);
@@ -53,7 +59,25 @@ where
         service.call(req)
     };
     async move {
-        let mut response = response.await?;
+        let mut response = match response.await {
+            Ok(response) => json_error_body(response.map_into_boxed_body()),
+            Err(error) => {
+                // A middleware refused the request before any handler ran;
+                // the request is gone with it, so only the error is left to
+                // describe (as JSON) and to count.
+                let status = error.as_response_error().status_code();
+                if let Some(metrics) = metrics {
+                    metrics.observe(
+                        method.as_str(),
+                        "unmatched",
+                        status.as_u16(),
+                        started.elapsed(),
+                    );
+                }
+                tracing::info!(target: "access", route = "unmatched", status = status.as_u16());
+                return Err(ApiError::Status(status).into());
+            }
+        };
         let route = response
             .request()
             .match_pattern()
@@ -73,4 +97,62 @@ where
         Ok(response)
     }
     .instrument(span)
+}
+
+/// An error response whose body is not JSON (actix's own 404/405, a
+/// middleware's rejection) gets `{"error", "code"}` from its status; its
+/// other headers (such as `Allow`) are kept.
+fn json_error_body(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (request, original) = response.into_parts();
+    let mut replacement = ApiError::Status(status).error_response();
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replacement
+                .headers_mut()
+                .append(name.clone(), value.clone());
+        }
+    }
+    ServiceResponse::new(request, replacement)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::HttpResponse;
+    use actix_web::http::StatusCode;
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn plain_error_bodies_become_json_and_keep_their_headers() {
+        let plain = TestRequest::default().to_srv_response(
+            HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, "GET"))
+                .body("nope"),
+        );
+        let converted = json_error_body(plain);
+        assert_eq!(converted.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(converted.headers().get(header::ALLOW).unwrap(), "GET");
+        let body = actix_web::body::to_bytes(converted.into_body())
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "method_not_allowed");
+        assert_eq!(body["error"], "Method Not Allowed.");
+
+        let fine = TestRequest::default().to_srv_response(HttpResponse::Ok().body("plain"));
+        assert_eq!(
+            json_error_body(fine).headers().get(header::CONTENT_TYPE),
+            None
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Wiring: settings to storage, cache and HTTP. The binary in `main.rs`
 //! and the tools in `xtask` both start from here.
 
+mod runtime;
 pub mod settings;
 mod telemetry;
 
@@ -10,6 +11,7 @@ use actix_web::dev::ServerHandle;
 use cache::CachedRepository;
 use storage::Storage;
 
+pub use runtime::{IoRuntime, OnRuntime};
 pub use settings::{LogFormat, Settings, SettingsError};
 pub use telemetry::init_logging;
 
@@ -27,6 +29,8 @@ pub enum StartupError {
     },
     #[error("cache: {0}")]
     Cache(#[from] cache::CacheError),
+    #[error("cannot start the I/O runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -47,11 +51,48 @@ pub async fn build_repository(settings: &Settings) -> Result<AppRepository, Star
     Ok(CachedRepository::new(storage, settings.cache.clone())?)
 }
 
+/// What HTTP serves: the repository, on its own I/O runtime.
+type Served = OnRuntime<AppRepository>;
+
+/// Builds the repository on a new I/O runtime, so that every connection it
+/// opens is driven there.
+async fn repository_on_runtime(settings: &Settings) -> Result<(IoRuntime, Served), StartupError> {
+    let runtime = IoRuntime::new().map_err(StartupError::Runtime)?;
+    let handle = runtime.handle();
+    let building = {
+        let settings = settings.clone();
+        handle.spawn(async move { build_repository(&settings).await })
+    };
+    let repository = building
+        .await
+        .map_err(|error| StartupError::Runtime(std::io::Error::other(error)))??;
+    Ok((runtime, OnRuntime::new(repository, handle)))
+}
+
+fn bind(settings: &Settings) -> Result<TcpListener, StartupError> {
+    let address = format!("{}:{}", settings.host, settings.port);
+    TcpListener::bind(&address).map_err(|source| StartupError::Bind { address, source })
+}
+
+fn serve(
+    settings: &Settings,
+    repository: Served,
+    listener: TcpListener,
+) -> Result<actix_web::dev::Server, StartupError> {
+    let address = listener.local_addr().map_or_else(
+        |_| format!("{}:{}", settings.host, settings.port),
+        |address| address.to_string(),
+    );
+    http::serve(repository, settings.http.clone(), listener)
+        .map_err(|source| StartupError::Bind { address, source })
+}
+
 /// A server running in the background of the current runtime.
 pub struct RunningServer {
     pub port: u16,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _runtime: IoRuntime,
 }
 
 impl RunningServer {
@@ -69,34 +110,27 @@ impl RunningServer {
 /// Binds `HOST:PORT` (port 0 picks a free one), builds the repository and
 /// serves in the background. Tests and tools use this; `main` uses [`run`].
 pub async fn spawn(settings: Settings) -> Result<RunningServer, StartupError> {
-    let address = format!("{}:{}", settings.host, settings.port);
-    let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
-        address: address.clone(),
-        source,
-    })?;
+    let listener = bind(&settings)?;
     let port = listener
         .local_addr()
-        .map_err(|source| StartupError::Bind { address, source })?
-        .port();
-    let repository = build_repository(&settings).await?;
-    let server =
-        http::serve(repository, settings.http, listener).map_err(|source| StartupError::Bind {
-            address: format!("port {port}"),
-            source,
-        })?;
+        .map_or(settings.port, |address| address.port());
+    let (runtime, repository) = repository_on_runtime(&settings).await?;
+    let server = serve(&settings, repository, listener)?;
     let handle = server.handle();
     let task = tokio::spawn(server);
-    Ok(RunningServer { port, handle, task })
+    Ok(RunningServer {
+        port,
+        handle,
+        task,
+        _runtime: runtime,
+    })
 }
 
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(settings: Settings) -> Result<(), StartupError> {
+    let listener = bind(&settings)?;
+    let (_runtime, repository) = repository_on_runtime(&settings).await?;
     let address = format!("{}:{}", settings.host, settings.port);
-    let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
-        address: address.clone(),
-        source,
-    })?;
-    let repository = build_repository(&settings).await?;
     tracing::info!(
         %address,
         database = %settings.database.url,
@@ -104,11 +138,7 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
         workers = settings.http.workers,
         "serving"
     );
-    http::serve(repository, settings.http, listener)
-        .map_err(|source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        })?
+    serve(&settings, repository, listener)?
         .await
         .map_err(|source| StartupError::Bind { address, source })
 }

@@ -25,6 +25,30 @@ pub enum SettingsError {
     Source(#[from] config::ConfigError),
 }
 
+/// Every variable the service reads.
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "DB_USER",
+    "DB_PASS",
+    "DB_HOST",
+    "DB_NAME",
+    "DB_PORT",
+    "DB_POOL_SIZE",
+    "DB_POOL_TIMEOUT_MS",
+    "REDIS_URL",
+    "ORDERS_CACHE_TTL",
+    "CACHE_DISABLED",
+    "CACHE_TIMEOUT_MS",
+    "CACHE_KEY_PREFIX",
+    "ADMIN_PASSWORD",
+    "HOST",
+    "PORT",
+    "WORKERS",
+    "CORS_ORIGINS",
+    "RUST_LOG",
+    "LOG_FORMAT",
+];
+
 fn invalid(variable: &'static str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid {
         variable,
@@ -113,36 +137,51 @@ impl Settings {
             Err(error) if error.not_found() => {}
             Err(error) => return Err(error.into()),
         }
-        vars.extend(std::env::vars());
+        // Variables that are not UTF-8 cannot be ours; skip them rather than
+        // fail on a stranger's variable.
+        vars.extend(
+            std::env::vars_os().filter_map(|(key, value)| {
+                Some((key.into_string().ok()?, value.into_string().ok()?))
+            }),
+        );
         Self::from_vars(vars)
     }
 
     /// Settings from an explicit set of variables (tests, tools).
     pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, SettingsError> {
+        // Only our variables reach `config`, which reads names as paths: a
+        // stranger's variable with a `.` or `[` in its name must not matter.
+        let ours = vars
+            .into_iter()
+            .filter(|(key, _)| VARIABLES.contains(&key.as_str()))
+            .collect();
         let config = Config::builder()
-            .add_source(Environment::default().source(Some(vars.into_iter().collect())))
+            .add_source(Environment::default().source(Some(ours)))
             .build()?;
         let vars = Vars(config);
 
         let database = StorageConfig {
             url: database_url(&vars)?,
             pool_size: vars.number("DB_POOL_SIZE", 0usize, 1)?,
-            pool_timeout: Duration::from_millis(vars.number("DB_POOL_TIMEOUT_MS", 2000u64, 1)?),
+            pool_timeout: Duration::from_millis(vars.number(
+                "DB_POOL_TIMEOUT_MS",
+                StorageConfig::DEFAULT_POOL_TIMEOUT.as_millis() as u64,
+                1,
+            )?),
         };
 
-        let redis_url = vars
-            .non_empty("REDIS_URL")
-            .unwrap_or_else(|| "redis://localhost:6379/0".to_owned());
-        if !["redis://", "rediss://", "redis+unix://", "unix://"]
-            .iter()
-            .any(|scheme| redis_url.starts_with(scheme))
-        {
-            return Err(invalid("REDIS_URL", "expected a redis:// or rediss:// URL"));
-        }
+        let defaults = CacheConfig::default();
+        let redis_url = vars.non_empty("REDIS_URL").unwrap_or(defaults.redis_url);
+        cache::redis::Client::open(redis_url.as_str())
+            .map_err(|error| invalid("REDIS_URL", format!("not a Redis URL: {error}")))?;
         let cache = CacheConfig {
             redis_url,
-            ttl: Duration::from_secs(vars.number("ORDERS_CACHE_TTL", 30u64, 1)?),
-            timeout: Duration::from_millis(vars.number("CACHE_TIMEOUT_MS", 50u64, 1)?),
+            ttl: Duration::from_secs(vars.number("ORDERS_CACHE_TTL", defaults.ttl.as_secs(), 1)?),
+            timeout: Duration::from_millis(vars.number(
+                "CACHE_TIMEOUT_MS",
+                defaults.timeout.as_millis() as u64,
+                1,
+            )?),
             disabled: vars.flag("CACHE_DISABLED")?,
             key_prefix: vars.text("CACHE_KEY_PREFIX").unwrap_or_default(),
         };
@@ -195,14 +234,32 @@ impl Settings {
 /// `DB_USER`, `DB_PASS`, `DB_HOST` and `DB_NAME` together override
 /// `DATABASE_URL` with MySQL, as in the original.
 fn database_url(vars: &Vars) -> Result<DatabaseUrl, SettingsError> {
+    let port = vars.number("DB_PORT", 3306u16, 1)?;
     let parts = (
         vars.non_empty("DB_USER"),
         vars.text("DB_PASS"),
         vars.non_empty("DB_HOST"),
         vars.non_empty("DB_NAME"),
     );
+    let given = [
+        parts.0.is_some(),
+        parts.1.is_some(),
+        parts.2.is_some(),
+        parts.3.is_some(),
+    ];
+    if given.contains(&true) && given.contains(&false) {
+        // Half an override would silently fall back to DATABASE_URL.
+        let missing = ["DB_USER", "DB_PASS", "DB_HOST", "DB_NAME"]
+            .into_iter()
+            .zip(given)
+            .find_map(|(name, set)| (!set).then_some(name))
+            .unwrap_or("DB_NAME");
+        return Err(invalid(
+            missing,
+            "DB_USER, DB_PASS, DB_HOST and DB_NAME must be set together (DB_PASS may be empty)",
+        ));
+    }
     if let (Some(user), Some(pass), Some(host), Some(name)) = parts {
-        let port = vars.number("DB_PORT", 3306u16, 1)?;
         let url = format!(
             "mysql://{}:{}@{}:{port}/{}",
             utf8_percent_encode(&user, NON_ALPHANUMERIC),
@@ -268,13 +325,16 @@ mod tests {
             panic!("expected MySQL");
         };
         assert_eq!(url, "mysql://app:p%40ss%3Aw%2Frd@db.example:3306/orders");
-        // Not all four: DATABASE_URL stands.
-        let fallback = settings(&[
-            ("DATABASE_URL", "mysql+pymysql://u:p@h/db"),
-            ("DB_USER", "x"),
-        ])
-        .unwrap();
-        assert!(matches!(fallback.database.url, DatabaseUrl::Mysql(_)));
+        // Not all four: an error naming one that is missing, not a silent
+        // fallback to DATABASE_URL.
+        assert_eq!(
+            failing_variable(&[("DB_USER", "x"), ("DB_HOST", "h")]),
+            "DB_PASS"
+        );
+        assert_eq!(
+            failing_variable(&[("DB_USER", "x"), ("DB_PASS", ""), ("DB_HOST", "h")]),
+            "DB_NAME"
+        );
     }
 
     #[test]
@@ -313,8 +373,18 @@ mod tests {
             "DATABASE_URL"
         );
         assert_eq!(failing_variable(&[("REDIS_URL", "http://x")]), "REDIS_URL");
+        assert_eq!(
+            failing_variable(&[("REDIS_URL", "redis://h:notaport")]),
+            "REDIS_URL"
+        );
+        assert_eq!(failing_variable(&[("DB_PORT", "abc")]), "DB_PORT");
         assert_eq!(failing_variable(&[("LOG_FORMAT", "xml")]), "LOG_FORMAT");
         assert_eq!(failing_variable(&[("RUST_LOG", "info,[")]), "RUST_LOG");
+    }
+
+    #[test]
+    fn strangers_variables_do_not_matter() {
+        assert!(settings(&[("weird.name[0]", "x"), ("PATH", "/bin")]).is_ok());
     }
 
     #[test]

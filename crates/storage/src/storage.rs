@@ -44,6 +44,10 @@ impl StorageConfig {
 /// How long `health` waits for `SELECT 1`.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the bulk admin operations (seed, reset) may take before their
+/// caller is told the database is unavailable.
+const BULK_BUDGET: Duration = Duration::from_secs(120);
+
 /// The orders store on SQLite or MySQL/MariaDB. Cloning is cheap and every
 /// clone shares the pool.
 #[derive(Clone)]
@@ -54,6 +58,11 @@ pub struct Storage {
 struct Inner {
     pools: Pools,
     fragments: Fragments,
+    /// How long a caller waits for one ordinary operation. Pool waits are
+    /// bounded by the pool, but a query on a connection to a database that
+    /// hangs (stopped, or a network that drops packets) is not: without
+    /// this bound the request would wait for TCP to give up.
+    budget: Duration,
 }
 
 impl Storage {
@@ -67,6 +76,7 @@ impl Storage {
             inner: Arc::new(Inner {
                 pools,
                 fragments: Fragments::new(DEFAULT_BUDGET_BYTES),
+                budget: config.pool_timeout * 3,
             }),
         })
     }
@@ -74,7 +84,7 @@ impl Storage {
     /// The real number of orders and items (counted, not from the counters).
     pub async fn count(&self) -> Result<(u64, u64), RepoError> {
         let storage = self.clone();
-        spawned(async move { ops::count(&storage).await }).await
+        spawned(BULK_BUDGET, async move { ops::count(&storage).await }).await
     }
 
     pub(crate) fn pools(&self) -> &Pools {
@@ -88,13 +98,19 @@ impl Storage {
 
 /// Runs an operation as its own task: if the caller's future is dropped
 /// (a client went away, a timeout fired), the operation still runs to its
-/// end instead of stopping between two statements of a transaction.
+/// end instead of stopping between two statements of a transaction. The
+/// caller waits at most `budget`, then hears that the database is
+/// unavailable while the task finishes (or fails) on its own. The task
+/// keeps the caller's span, so its log lines carry the request id.
 async fn spawned<T: Send + 'static>(
+    budget: Duration,
     operation: impl Future<Output = Result<T, StorageError>> + Send + 'static,
 ) -> Result<T, RepoError> {
-    match tokio::spawn(operation).await {
-        Ok(result) => result.map_err(RepoError::from),
-        Err(error) => Err(StorageError::Task(error).into()),
+    let task = tokio::spawn(tracing::Instrument::in_current_span(operation));
+    match tokio::time::timeout(budget, task).await {
+        Ok(Ok(result)) => result.map_err(RepoError::from),
+        Ok(Err(error)) => Err(StorageError::Task(error).into()),
+        Err(_) => Err(StorageError::Timeout.into()),
     }
 }
 
@@ -105,7 +121,9 @@ impl OrderRepository for Storage {
         idempotency: Option<IdempotencyKey>,
     ) -> impl Future<Output = Result<Created, RepoError>> + Send {
         let storage = self.clone();
-        spawned(async move { ops::create(&storage, order, idempotency).await })
+        spawned(storage.inner.budget, async move {
+            ops::create(&storage, order, idempotency).await
+        })
     }
 
     fn get(
@@ -113,7 +131,10 @@ impl OrderRepository for Storage {
         id: OrderId,
     ) -> impl Future<Output = Result<Option<OrderDocument>, RepoError>> + Send {
         let storage = self.clone();
-        spawned(async move { ops::get(&storage, id).await })
+        spawned(
+            storage.inner.budget,
+            async move { ops::get(&storage, id).await },
+        )
     }
 
     fn list(
@@ -121,7 +142,9 @@ impl OrderRepository for Storage {
         query: ListQuery,
     ) -> impl Future<Output = Result<ListDocument, RepoError>> + Send {
         let storage = self.clone();
-        spawned(async move { ops::list(&storage, query).await })
+        spawned(storage.inner.budget, async move {
+            ops::list(&storage, query).await
+        })
     }
 
     fn update_status(
@@ -131,22 +154,29 @@ impl OrderRepository for Storage {
         expected: Option<Version>,
     ) -> impl Future<Output = Result<StatusUpdate, RepoError>> + Send {
         let storage = self.clone();
-        spawned(async move { ops::update_status(&storage, id, status, expected).await })
+        spawned(storage.inner.budget, async move {
+            ops::update_status(&storage, id, status, expected).await
+        })
     }
 
     fn delete(&self, id: OrderId) -> impl Future<Output = Result<bool, RepoError>> + Send {
         let storage = self.clone();
-        spawned(async move { ops::delete(&storage, id).await })
+        spawned(storage.inner.budget, async move {
+            ops::delete(&storage, id).await
+        })
     }
 
     fn reset(&self) -> impl Future<Output = Result<ResetOutcome, RepoError>> + Send {
         let storage = self.clone();
-        spawned(async move { ops::reset(&storage).await })
+        spawned(BULK_BUDGET, async move { ops::reset(&storage).await })
     }
 
     fn seed(&self, orders: Vec<Order>) -> impl Future<Output = Result<u64, RepoError>> + Send {
         let storage = self.clone();
-        spawned(async move { ops::seed(&storage, orders).await })
+        spawned(
+            BULK_BUDGET,
+            async move { ops::seed(&storage, orders).await },
+        )
     }
 
     /// `database_ok` when `SELECT 1` answers within two seconds. The check
@@ -154,7 +184,7 @@ impl OrderRepository for Storage {
     fn health(&self) -> impl Future<Output = Health> + Send {
         let storage = self.clone();
         async move {
-            let check = spawned(async move { ops::ping(&storage).await });
+            let check = spawned(HEALTH_TIMEOUT, async move { ops::ping(&storage).await });
             let database_ok = matches!(
                 tokio::time::timeout(HEALTH_TIMEOUT, check).await,
                 Ok(Ok(()))

@@ -154,10 +154,43 @@ async fn unknown_orders_routes_and_methods() {
     expect_error(patch, 404, "order_not_found").await;
 
     expect_error(app.get("/nowhere").await, 404, "not_found").await;
-    let wrong_method = app.client.put(app.url("/orders")).send().await.unwrap();
-    expect_error(wrong_method, 405, "method_not_allowed").await;
-    let wrong_method = app.get("/admin/seed").await;
-    expect_error(wrong_method, 405, "method_not_allowed").await;
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/orders", "GET, POST"),
+        (
+            reqwest::Method::PATCH,
+            &format!("/orders/{missing}") as &str,
+            "GET, DELETE",
+        ),
+        (
+            reqwest::Method::GET,
+            &format!("/orders/{missing}/status"),
+            "PATCH",
+        ),
+        (reqwest::Method::GET, "/admin/seed", "POST"),
+        (reqwest::Method::DELETE, "/admin/reset", "POST"),
+        (reqwest::Method::POST, "/healthz", "GET"),
+        (reqwest::Method::POST, "/readyz", "GET"),
+        (reqwest::Method::POST, "/metrics", "GET"),
+        (reqwest::Method::POST, "/openapi.json", "GET"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.to_str().unwrap()),
+            Some(allow),
+            "{method} {path}"
+        );
+        expect_error(response, 405, "method_not_allowed").await;
+    }
+    // Even routes that actix answers itself get a JSON body.
+    let docs = app.client.delete(app.url("/docs")).send().await.unwrap();
+    assert!(docs.status().is_client_error());
+    let body: Value = docs.json().await.unwrap();
+    assert!(body["error"].is_string() && body["code"].is_string());
 }
 
 #[tokio::test]

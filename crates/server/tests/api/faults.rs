@@ -24,7 +24,7 @@ async fn database_outage_is_a_quick_503_and_recovery_is_automatic() {
         .unwrap()
         .to_owned();
 
-    for fault in [Fault::Refuse, Fault::Blackhole] {
+    for fault in [Fault::Refuse, Fault::Blackhole, Fault::Freeze] {
         proxy.set(fault);
         tokio::time::sleep(Duration::from_millis(100)).await;
         for path in ["/orders".to_owned(), format!("/orders/{id}")] {
@@ -52,6 +52,12 @@ async fn database_outage_is_a_quick_503_and_recovery_is_automatic() {
         expect_error(write, 503, "database_unavailable").await;
         let ready = app.get("/readyz").await;
         assert_eq!(ready.status(), 503);
+        let ready: Value = ready.json().await.unwrap();
+        assert_eq!(
+            (ready["database"].as_str(), ready["code"].as_str()),
+            (Some("unavailable"), Some("database_unavailable"))
+        );
+        assert!(ready["error"].is_string());
         assert_eq!(
             app.get("/healthz").await.status(),
             200,

@@ -146,6 +146,23 @@ async fn cors_can_be_restricted() {
     );
     let other = preflight("https://evil.example").await.unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
+    if !other.status().is_success() {
+        let body: Value = other.json().await.unwrap();
+        assert!(body["error"].is_string(), "a rejection is JSON too: {body}");
+    }
+    let simple = app
+        .client
+        .get(app.url("/orders"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        simple.status(),
+        200,
+        "the server answers; the browser enforces CORS"
+    );
+    assert!(!simple.headers().contains_key("access-control-allow-origin"));
 }
 
 #[tokio::test]

@@ -222,9 +222,11 @@ pub async fn expect_error(response: Response, status: u16, code: &str) -> Value 
 }
 
 /// A TCP proxy in front of a real service, to cut it off and bring it back
-/// without touching the service: `Up` forwards, `Refuse` closes every
-/// connection at once (a dead server), `Blackhole` accepts and never answers
-/// (a hung one).
+/// without touching the service: `Up` forwards; `Refuse` closes every
+/// connection at once (a dead server); `Blackhole` closes the open ones and
+/// accepts new ones that never answer (a hung server); `Freeze` keeps every
+/// connection open but silent, the ones in use included (a stopped server
+/// or a network that drops packets).
 pub struct FaultProxy {
     pub port: u16,
     mode: Arc<AtomicU8>,
@@ -237,6 +239,7 @@ pub enum Fault {
     Up = 0,
     Refuse = 1,
     Blackhole = 2,
+    Freeze = 3,
 }
 
 impl FaultProxy {
@@ -257,7 +260,7 @@ impl FaultProxy {
                         if mode_now == Fault::Refuse as u8 {
                             return;
                         }
-                        if mode_now == Fault::Blackhole as u8 {
+                        if mode_now == Fault::Blackhole as u8 || mode_now == Fault::Freeze as u8 {
                             // Hold the connection open and never answer.
                             let _held = client;
                             return std::future::pending::<()>().await;
@@ -278,6 +281,10 @@ impl FaultProxy {
                         tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
                             _ = watcher => {}
+                        }
+                        if mode.load(Ordering::SeqCst) == Fault::Freeze as u8 {
+                            let _held = (client, upstream);
+                            std::future::pending::<()>().await
                         }
                     });
                 }
