@@ -13,6 +13,7 @@ pub mod error;
 pub mod loadtest;
 pub mod mysql_admin;
 pub mod redis_reset;
+pub mod scratch;
 pub mod seed;
 
 pub use error::XtaskError;

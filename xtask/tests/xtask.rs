@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cache::redis;
 use domain::{ListQuery, OrderRepository};
@@ -18,6 +18,7 @@ use xtask::bench::server::ServerCommand;
 use xtask::bench::{self, Backend, BenchOptions, Part};
 use xtask::loadtest::{self, LoadtestOptions, ScenarioKind};
 use xtask::mysql_admin::{self, ScratchDatabase};
+use xtask::scratch::{TempDir, unique_suffix};
 use xtask::{clear, redis_reset, seed};
 
 const REDIS: &str = "redis://127.0.0.1:6379/0";
@@ -28,35 +29,15 @@ fn ci() -> bool {
 
 fn unique(label: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
     format!(
-        "{label}_{}_{}_{nanos}",
-        std::process::id(),
+        "{label}_{}_{}",
+        unique_suffix(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(unique("xtask-test"));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn sqlite_url(&self) -> String {
-        format!("sqlite:///{}", self.0.join("orders.db").display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp_dir() -> TempDir {
+    TempDir::new("xtask-test").unwrap()
 }
 
 /// A redis-server of the test's own on a free port, for tests that flush:
@@ -69,12 +50,12 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> Self {
-        let dir = TempDir::new();
+        let dir = temp_dir();
         let port = bench::server::free_port().unwrap();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&dir.0)
+            .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -210,8 +191,8 @@ async fn seed_and_clear(database_url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_and_clear_on_sqlite() {
-    let dir = TempDir::new();
-    seed_and_clear(&dir.sqlite_url()).await;
+    let dir = temp_dir();
+    seed_and_clear(&dir.sqlite_url("orders.db")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,8 +206,12 @@ async fn seed_and_clear_on_mariadb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeding_100_000_orders_on_sqlite_takes_seconds() {
-    let dir = TempDir::new();
-    let settings = settings(&dir.sqlite_url(), REDIS, &format!("{}:", unique("xtask")));
+    let dir = temp_dir();
+    let settings = settings(
+        &dir.sqlite_url("orders.db"),
+        REDIS,
+        &format!("{}:", unique("xtask")),
+    );
     let repository = server::build_repository(&settings).await.unwrap();
     let summary = seed::seed_app(&repository, 100_000, false).await.unwrap();
     assert_eq!(total_orders(repository.inner()).await, 100_000);
@@ -294,9 +279,9 @@ fn read_share(summary: &loadtest::Summary) -> f64 {
 /// (its kill switch), so its runs must not overlap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadtest_passes_against_a_server_and_fails_on_refused_or_broken_responses() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let redis_server = OwnRedis::start();
-    let settings = settings(&dir.sqlite_url(), &redis_server.url(0), "");
+    let settings = settings(&dir.sqlite_url("orders.db"), &redis_server.url(0), "");
     let repository = server::build_repository(&settings).await.unwrap();
     let running = server::spawn(settings.clone()).await.unwrap();
 
@@ -309,7 +294,7 @@ async fn loadtest_passes_against_a_server_and_fails_on_refused_or_broken_respons
     assert!(prepared.contains("Seeded 1000 orders"), "{prepared}");
     assert_eq!(total_orders(repository.inner()).await, 1000);
 
-    let report = dir.0.join("report.html");
+    let report = dir.path().join("report.html");
     let options = LoadtestOptions {
         host: running.url(),
         scenario: ScenarioKind::ReadersWriters,
@@ -430,7 +415,7 @@ async fn a_short_bench_measures_every_workload_without_errors() {
         assert!(!ci(), "MariaDB is not reachable and CI=true");
         eprintln!("note: the bench's MariaDB parts skipped: no MariaDB");
     }
-    let output = TempDir::new();
+    let output = temp_dir();
     let options = BenchOptions {
         parts,
         duration: Duration::from_secs(1),
@@ -445,7 +430,7 @@ async fn a_short_bench_measures_every_workload_without_errors() {
             program: PathBuf::from(env!("CARGO_BIN_EXE_xtask")),
             args: vec!["serve".to_owned()],
         }),
-        output_dir: output.0.clone(),
+        output_dir: output.path().to_path_buf(),
     };
     let report = bench::run(&options).await.unwrap();
     let markdown = report.markdown();
@@ -463,6 +448,17 @@ async fn a_short_bench_measures_every_workload_without_errors() {
             "{}",
             row.workload
         );
+        assert!(
+            row.server_cpu_percent.is_some_and(|cpu| cpu > 0.0),
+            "{}",
+            row.workload
+        );
+        assert!(
+            row.generator_cpu_percent
+                .is_some_and(|cpu| cpu > 0.0 && cpu <= 105.0),
+            "{}: one thread uses at most one core",
+            row.workload
+        );
     }
     let cold = report
         .sections
@@ -470,14 +466,14 @@ async fn a_short_bench_measures_every_workload_without_errors() {
         .find(|s| s.title.starts_with("Cold keyset page, SQLite"))
         .unwrap();
     assert_eq!(cold.rows.len(), 2);
-    let written = report.write(&output.0).unwrap();
+    let written = report.write(output.path()).unwrap();
     assert!(
         std::fs::read_to_string(written)
             .unwrap()
             .contains("| GET /healthz |")
     );
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(output.0.join("latest.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(output.path().join("latest.json")).unwrap())
             .unwrap();
     assert_eq!(
         json["sections"].as_array().unwrap().len(),

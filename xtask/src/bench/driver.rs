@@ -79,6 +79,9 @@ pub struct KindResult {
 pub struct DriveResult {
     pub elapsed: Duration,
     pub kinds: Vec<KindResult>,
+    /// CPU time the generator's thread used; near `elapsed` means the
+    /// generator, not the server, was the limit.
+    pub generator_cpu: Option<Duration>,
 }
 
 impl DriveResult {
@@ -88,6 +91,12 @@ impl DriveResult {
 
     pub fn errors(&self) -> u64 {
         self.kinds.iter().map(|k| k.errors).sum()
+    }
+
+    /// The generator's CPU use, in percent of one core.
+    pub fn generator_cpu_percent(&self) -> Option<f64> {
+        self.generator_cpu
+            .map(|cpu| 100.0 * cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9))
     }
 
     pub fn requests_per_second(&self) -> f64 {
@@ -145,6 +154,7 @@ where
             .enable_all()
             .build()?;
         runtime.block_on(async move {
+            let cpu_before = thread_cpu_time();
             let started = Instant::now();
             let deadline = tokio::time::Instant::now() + duration;
             let tasks: Vec<_> = (0..connections)
@@ -155,12 +165,23 @@ where
                 result.merge(task.await.map_err(std::io::Error::other)?);
             }
             result.elapsed = started.elapsed();
+            result.generator_cpu = thread_cpu_time()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before));
             result.kinds.sort_by_key(|k| k.kind);
             Ok(result)
         })
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// The calling thread's CPU time so far (Linux: the first field of
+/// `/proc/thread-self/schedstat`, in nanoseconds).
+fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
 }
 
 async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Full<Bytes>>> {

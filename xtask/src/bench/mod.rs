@@ -17,6 +17,7 @@ use hyper::Method;
 use crate::contract;
 use crate::error::XtaskError;
 use crate::mysql_admin::ScratchDatabase;
+use crate::scratch::{TempDir, unique_suffix};
 use driver::{Call, Conversation, DriveResult, drive, request_once};
 use report::{BenchReport, Machine, Row, Section};
 use server::{ServerCommand, ServerProcess};
@@ -85,37 +86,16 @@ pub fn build_release_server() -> Result<PathBuf, XtaskError> {
     Ok(target.join("release").join("server"))
 }
 
-/// A directory removed when dropped, error or not.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Result<Self, XtaskError> {
-        let path =
-            std::env::temp_dir().join(format!("{label}-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&path)
-            .map_err(|e| XtaskError::io(format!("creating {}", path.display()), e))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn unique() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-}
-
 const GENERATOR: &str = "one thread (a current-thread tokio runtime) driving keep-alive HTTP/1.1 \
 connections with hyper, each sending its next request as soon as the last response's body is read \
 (no waits); it never uses more than one core. The server (RUST_LOG=warn, so no access log) runs \
 with its default workers and shares the machine's cores with it, so these are lower bounds of what \
-the server does on a machine of its own.";
+the server does on a machine of its own. The CPU columns (percent of one core) say which side was \
+the limit: a generator near 100% means the server had room to spare.";
+
+fn shown(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".into(), |v| format!("{v:.0}"))
+}
 
 fn rss_note(peak_kib: u64) -> String {
     format!(
@@ -243,22 +223,28 @@ impl Run<'_> {
                 .await
                 .map_err(|e| XtaskError::io(format!("warming up {workload}"), e))?;
         }
+        let cpu_before = server.cpu_time();
         let result = drive(server.addr, connections, self.options.duration, make)
             .await
             .map_err(|e| XtaskError::io(format!("driving {workload}"), e))?;
-        let mut row = Row::new(workload, &result, server.peak_rss_kib());
+        let server_cpu = server
+            .cpu_time()
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
+        let mut row = Row::new(workload, &result, server.peak_rss_kib(), server_cpu);
         if !peak_per_workload {
             row.workload.push_str(" (RSS: peak since start)");
         }
         println!(
-            "  {:<40} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  peak RSS {} MiB",
+            "  {:<40} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  peak RSS {} MiB  CPU server {}% generator {}%",
             row.workload,
             row.requests_per_second,
             row.p50_ms,
             row.p99_ms,
             row.errors,
-            row.peak_rss_mib
-                .map_or_else(|| "n/a".into(), |m| format!("{m:.1}"))
+            shown(row.peak_rss_mib),
+            shown(row.server_cpu_percent),
+            shown(row.generator_cpu_percent),
         );
         Ok((row, result))
     }
@@ -420,11 +406,10 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
     let run = Run {
         options,
         server: &server,
-        workdir: &workdir.0,
-        admin_password: format!("bench-{}", unique()),
-        key_prefix: format!("bench-{}-{}:", std::process::id(), unique()),
+        workdir: workdir.path(),
+        admin_password: format!("bench-{}", unique_suffix()),
+        key_prefix: format!("bench-{}:", unique_suffix()),
     };
-    let sqlite_url = |name: &str| format!("sqlite:///{}", workdir.0.join(name).display());
     let mut sections = Vec::new();
 
     if options.parts.contains(&Part::Sqlite) {
@@ -432,7 +417,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
             run.cached_section(
                 "SQLite, cache on, 1,000 orders",
                 "sqlite",
-                &sqlite_url("bench.db"),
+                &workdir.sqlite_url("bench.db"),
             )
             .await?,
         );
@@ -453,7 +438,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
                         run.cold_section(
                             "Cold keyset page, SQLite, cache off",
                             "cold-sqlite",
-                            &sqlite_url("cold.db"),
+                            &workdir.sqlite_url("cold.db"),
                         )
                         .await?,
                     );

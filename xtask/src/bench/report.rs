@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -19,6 +20,10 @@ pub struct Row {
     pub errors: u64,
     /// The server's peak resident memory during this workload (`VmHWM`).
     pub peak_rss_mib: Option<f64>,
+    /// CPU use in percent of one core: the server's (all threads, up to
+    /// 100 x cores) and the load generator's (at most 100).
+    pub server_cpu_percent: Option<f64>,
+    pub generator_cpu_percent: Option<f64>,
 }
 
 impl Row {
@@ -26,6 +31,7 @@ impl Row {
         workload: impl Into<String>,
         result: &DriveResult,
         peak_rss_kib: Option<u64>,
+        server_cpu: Option<Duration>,
     ) -> Self {
         Self {
             workload: workload.into(),
@@ -35,6 +41,9 @@ impl Row {
             p99_ms: result.percentile_ms(0.99),
             errors: result.errors(),
             peak_rss_mib: peak_rss_kib.map(|kib| kib as f64 / 1024.0),
+            server_cpu_percent: server_cpu
+                .map(|cpu| 100.0 * cpu.as_secs_f64() / result.elapsed.as_secs_f64().max(1e-9)),
+            generator_cpu_percent: result.generator_cpu_percent(),
         }
     }
 }
@@ -106,18 +115,20 @@ impl BenchReport {
             if !section.rows.is_empty() {
                 let _ = writeln!(
                     out,
-                    "| workload | requests/s | p50 ms | p99 ms | errors | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|"
+                    "| workload | requests/s | p50 ms | p99 ms | errors | peak RSS MiB | server CPU % | generator CPU % |\n|---|---:|---:|---:|---:|---:|---:|---:|"
                 );
                 for row in &section.rows {
                     let _ = writeln!(
                         out,
-                        "| {} | {:.0} | {:.2} | {:.2} | {} | {} |",
+                        "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
                         row.workload,
                         row.requests_per_second,
                         row.p50_ms,
                         row.p99_ms,
                         row.errors,
-                        opt(row.peak_rss_mib)
+                        opt(row.peak_rss_mib),
+                        opt(row.server_cpu_percent.map(f64::round)),
+                        opt(row.generator_cpu_percent.map(f64::round)),
                     );
                 }
                 out.push('\n');
@@ -188,13 +199,15 @@ mod tests {
                     p99_ms: 3.5,
                     errors: 0,
                     peak_rss_mib: Some(20.0),
+                    server_cpu_percent: Some(120.4),
+                    generator_cpu_percent: None,
                 }],
                 notes: vec!["goal met".into()],
             }],
         };
         let markdown = report.markdown();
         assert!(
-            markdown.contains("| GET /healthz | 100 | 1.25 | 3.50 | 0 | 20.0 |"),
+            markdown.contains("| GET /healthz | 100 | 1.25 | 3.50 | 0 | 20.0 | 120.0 | n/a |"),
             "{markdown}"
         );
         assert!(markdown.contains("- goal met"));

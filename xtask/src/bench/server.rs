@@ -136,6 +136,18 @@ impl ServerProcess {
         Some(current.max(self.earlier_peak_kib.get()))
     }
 
+    /// CPU time the server has used so far, all threads (Linux:
+    /// `utime` + `stime` of `/proc/<pid>/stat`, in ticks of 1/100 s, the
+    /// fixed `USER_HZ` of Linux's user ABI).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // The command name may hold spaces; the fields after it do not.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
+    }
+
     /// The last lines of the server's output, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
