@@ -29,6 +29,13 @@ impl Keys {
         format!("{}orders:list:", self.prefix)
     }
 
+    /// What goes before the version in a list stamp key
+    /// (`{p}orders:list-stamp:{v}[:{canonical}]`): the random name of the
+    /// payload stored under the same version and suffix.
+    pub(crate) fn list_stamp_head(&self) -> String {
+        format!("{}orders:list-stamp:", self.prefix)
+    }
+
     /// Empty for the parameterless list, `:{canonical}` otherwise.
     pub(crate) fn list_suffix(canonical: Option<&str>) -> String {
         canonical.map_or_else(String::new, |canonical| format!(":{canonical}"))

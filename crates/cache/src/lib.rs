@@ -51,6 +51,7 @@ mod dirty;
 mod error;
 mod flight;
 mod keys;
+mod near;
 mod redis_cache;
 mod scripts;
 mod stats;

@@ -19,6 +19,7 @@ use crate::breaker::Breaker;
 use crate::dirty::Dirty;
 use crate::flight::{Flights, Outcome};
 use crate::keys::Keys;
+use crate::near::NearLists;
 use crate::scripts::Scripts;
 use crate::stats::{Counters, Space};
 use crate::warnings::Warnings;
@@ -79,6 +80,7 @@ pub(crate) struct RedisCache {
     /// (deadpool-redis checks each connection it lends). Dropped on any
     /// failure, so the next call gets a fresh one from the pool.
     pinned: std::sync::Mutex<Option<Connection>>,
+    near: NearLists,
     pub(crate) counters: Counters,
     /// Keyed by (version read before the database, canonical query).
     pub(crate) list_flights: Flights<(u64, Option<String>), ListDocument>,
@@ -114,6 +116,7 @@ impl RedisCache {
             dirty: Dirty::default(),
             repairing: AtomicBool::new(false),
             pinned: std::sync::Mutex::new(None),
+            near: NearLists::default(),
             counters: Counters::default(),
             list_flights: Flights::default(),
             detail_flights: Flights::default(),
@@ -222,20 +225,38 @@ impl RedisCache {
         }
         let version_key = self.keys.list_version();
         let head = self.keys.list_head();
+        let stamp_head = self.keys.list_stamp_head();
         let suffix = Keys::list_suffix(canonical);
+        let held = self.near.stamp(&suffix);
         let reply = self
-            .call(Some(Space::List), |mut conn| async move {
-                let mut invocation = self.scripts.list_read.prepare_invoke();
-                invocation.key(&version_key).arg(&head).arg(&suffix);
-                invocation
-                    .invoke_async::<(String, Option<Bytes>)>(&mut conn)
-                    .await
+            .call(Some(Space::List), |mut conn| {
+                let (suffix, held) = (&suffix, &held);
+                async move {
+                    let mut invocation = self.scripts.list_read.prepare_invoke();
+                    invocation
+                        .key(&version_key)
+                        .arg(&head)
+                        .arg(suffix)
+                        .arg(&stamp_head)
+                        .arg(held);
+                    invocation
+                        .invoke_async::<(String, Option<Bytes>, Option<String>)>(&mut conn)
+                        .await
+                }
             })
             .await;
         let lookup = match reply {
-            Ok((version, body)) => match version.parse::<u64>() {
-                Ok(version) => match body {
-                    Some(body) if is_list_body(&body) => {
+            Ok((version, body, stamp)) => match version.parse::<u64>() {
+                Ok(version) => match (body, stamp) {
+                    (None, Some(stamp)) => match self.near.body(&suffix, &stamp) {
+                        Some(body) => ListLookup::Hit(ListDocument::from_rendered(body)),
+                        // Dropped since the stamp was read: fetch again.
+                        None => ListLookup::Miss { version },
+                    },
+                    (Some(body), stamp) if is_list_body(&body) => {
+                        if let Some(stamp) = stamp {
+                            self.near.keep(&suffix, stamp, body.clone());
+                        }
                         ListLookup::Hit(ListDocument::from_rendered(body))
                     }
                     // Absent, or not a list body: filled (and overwritten)
@@ -284,19 +305,29 @@ impl RedisCache {
         let suffix = Keys::list_suffix(canonical.as_deref());
         let ttl = self.ttl_millis();
         let body = document.body();
-        let _stored = self
-            .call(Some(Space::List), |mut conn| async move {
-                let mut invocation = self.scripts.list_store.prepare_invoke();
-                invocation
-                    .key(&version_key)
-                    .arg(&head)
-                    .arg(&suffix)
-                    .arg(version)
-                    .arg(body.as_ref())
-                    .arg(ttl);
-                invocation.invoke_async::<i64>(&mut conn).await
+        let stamp_head = self.keys.list_stamp_head();
+        let stamp = format!("{:016x}", rand::rng().random::<u64>());
+        let stored = self
+            .call(Some(Space::List), |mut conn| {
+                let (suffix, stamp) = (&suffix, &stamp);
+                async move {
+                    let mut invocation = self.scripts.list_store.prepare_invoke();
+                    invocation
+                        .key(&version_key)
+                        .arg(&head)
+                        .arg(suffix)
+                        .arg(version)
+                        .arg(body.as_ref())
+                        .arg(ttl)
+                        .arg(&stamp_head)
+                        .arg(stamp);
+                    invocation.invoke_async::<i64>(&mut conn).await
+                }
             })
             .await;
+        if matches!(stored, Ok(1)) {
+            self.near.keep(&suffix, stamp, body.clone());
+        }
     }
 
     // ----- detail -----

@@ -11,26 +11,37 @@
 use deadpool_redis::redis::Script;
 
 /// KEYS[1] version key; ARGV[1] list key head (`{p}orders:list:`), ARGV[2]
-/// suffix (`""` or `:{canonical}`). Returns `{version, payload or nil}`: one
-/// round trip for a hit, and the version for a miss is read before the
-/// database is, which is what keeps a late fill harmless.
+/// suffix (`""` or `:{canonical}`), ARGV[3] stamp key head
+/// (`{p}orders:list-stamp:`), ARGV[4] the stamp of the body this process
+/// already holds for that suffix (`""` if none).
+/// Returns `{version, payload or nil, stamp or nil}`: one round trip for a
+/// hit, and the version for a miss is read before the database is, which is
+/// what keeps a late fill harmless. When the current payload's stamp is the
+/// one the caller holds, the payload is not sent again (nil with the stamp).
 const LIST_READ: &str = r"
 local version = redis.call('GET', KEYS[1]) or '0'
-local body = redis.call('GET', ARGV[1] .. version .. ARGV[2])
-return {version, body}
+local stamp = redis.call('GET', ARGV[3] .. version .. ARGV[2])
+if stamp and stamp == ARGV[4] then
+  return {version, false, stamp}
+end
+return {version, redis.call('GET', ARGV[1] .. version .. ARGV[2]), stamp}
 ";
 
 /// KEYS[1] version key; ARGV[1] list key head, ARGV[2] suffix, ARGV[3] the
-/// version read before the database, ARGV[4] payload, ARGV[5] TTL in ms.
+/// version read before the database, ARGV[4] payload, ARGV[5] TTL in ms,
+/// ARGV[6] stamp key head, ARGV[7] a fresh random stamp.
 /// Stores only while that version is still current: a fill that lost a race
 /// with a write does not even write its (unreachable) key, and a Redis that
-/// restarted empty (version back to 0) is not fed pre-restart data.
+/// restarted empty (version back to 0) is not fed pre-restart data. The
+/// stamp names this one payload, so a process holding a copy can tell it is
+/// still the current one (see `LIST_READ`).
 const LIST_STORE: &str = r"
 local version = redis.call('GET', KEYS[1]) or '0'
 if version ~= ARGV[3] then
   return 0
 end
 redis.call('SET', ARGV[1] .. version .. ARGV[2], ARGV[4], 'PX', ARGV[5])
+redis.call('SET', ARGV[6] .. version .. ARGV[2], ARGV[7], 'PX', ARGV[5])
 return 1
 ";
 

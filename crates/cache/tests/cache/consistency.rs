@@ -256,3 +256,54 @@ async fn a_reader_that_read_before_a_reset_cannot_resurrect_the_order() {
     );
     assert_eq!(repo.get(id).await.unwrap(), None);
 }
+
+/// A list body this process already holds is reused only while Redis still
+/// stores that very payload (same stamp): after Redis loses everything (a
+/// flush, a restart) and another instance fills the same version number
+/// with newer data, the held copy must not be served.
+#[tokio::test]
+async fn a_held_list_copy_is_never_served_once_redis_stores_another_payload() {
+    let Some(redis) = TestRedis::shared() else {
+        return;
+    };
+    let database = MemoryRepo::default();
+    let one = CachedRepository::new(database.clone(), redis.config()).unwrap();
+    let two = CachedRepository::new(database.clone(), redis.config()).unwrap();
+    create(&one, "First").await;
+    let version = redis.int("orders:list:version");
+    let first = one.list(ListQuery::default()).await.unwrap();
+    let again = one.list(ListQuery::default()).await.unwrap();
+    assert_eq!(again, first, "a hit, served from the held copy");
+    assert!(redis.exists(&format!("orders:list-stamp:{version}")));
+
+    // Redis loses everything of this prefix, including the version, and
+    // the database changes behind the cache's back.
+    for key in redis.scan("*") {
+        redis.del(key.strip_prefix(&redis.key("")).unwrap());
+    }
+    for _ in 0..=version {
+        // Bring the version back to the number `one` holds a copy for.
+        create(&database_only(&database), "Behind").await;
+    }
+    redis.set("orders:list:version", version.to_string().as_bytes());
+    let filled = two.list(ListQuery::default()).await.unwrap();
+    assert_ne!(filled, first);
+
+    let seen = one.list(ListQuery::default()).await.unwrap();
+    assert_eq!(
+        text(seen.body()),
+        text(filled.body()),
+        "the held copy was not reused"
+    );
+    let truth = database.list(ListQuery::default()).await.unwrap();
+    assert_eq!(text(seen.body()), text(truth.body()));
+}
+
+/// Writes straight to the database, as a process without the cache would.
+fn database_only(database: &MemoryRepo) -> CachedRepository<MemoryRepo> {
+    let config = cache::CacheConfig {
+        disabled: true,
+        ..Default::default()
+    };
+    CachedRepository::new(database.clone(), config).unwrap()
+}
