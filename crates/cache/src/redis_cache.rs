@@ -338,23 +338,26 @@ impl RedisCache {
             return DetailLookup::Bypass;
         }
         let detail_key = self.keys.detail(id);
-        let lease_key = self.keys.lease(id);
-        let epoch_key = self.keys.detail_epoch();
-        let token = format!("{:032x}", rand::random::<u128>());
-        let lease_ms = LEASE_TTL.as_millis() as u64;
-        let reply = self
-            .call(Some(Space::Detail), |mut conn| async move {
-                let mut invocation = self.scripts.detail_read.prepare_invoke();
-                invocation
-                    .key(&detail_key)
-                    .key(&lease_key)
-                    .key(&epoch_key)
-                    .arg(&token)
-                    .arg(lease_ms);
-                invocation.invoke_async::<Vec<Value>>(&mut conn).await
+        // A plain GET first: hits are the common case, and a GET costs Redis
+        // far less than a script. Only a miss runs the lease script (which
+        // looks again, atomically with taking the lease).
+        let plain = self
+            .call(Some(Space::Detail), |mut conn| {
+                let detail_key = &detail_key;
+                async move {
+                    redis::cmd("GET")
+                        .arg(detail_key)
+                        .query_async::<Option<Bytes>>(&mut conn)
+                        .await
+                }
             })
             .await;
-        let lookup = match reply.and_then(parse_detail_reply) {
+        let reply = match plain {
+            Ok(Some(body)) => Ok(DetailReply::Hit(body)),
+            Ok(None) => self.detail_read(id, detail_key).await,
+            Err(error) => Err(error),
+        };
+        let lookup = match reply {
             Ok(DetailReply::Hit(body)) => match OrderDocument::from_rendered(id, body) {
                 Some(document) => DetailLookup::Hit(document),
                 None => {
@@ -386,6 +389,30 @@ impl RedisCache {
             _ => self.counters.miss(Space::Detail),
         }
         lookup
+    }
+
+    /// The lease script of a detail miss.
+    async fn detail_read(
+        &self,
+        id: OrderId,
+        detail_key: String,
+    ) -> Result<DetailReply, CacheError> {
+        let lease_key = self.keys.lease(id);
+        let epoch_key = self.keys.detail_epoch();
+        let token = format!("{:032x}", rand::random::<u128>());
+        let lease_ms = LEASE_TTL.as_millis() as u64;
+        self.call(Some(Space::Detail), |mut conn| async move {
+            let mut invocation = self.scripts.detail_read.prepare_invoke();
+            invocation
+                .key(&detail_key)
+                .key(&lease_key)
+                .key(&epoch_key)
+                .arg(&token)
+                .arg(lease_ms);
+            invocation.invoke_async::<Vec<Value>>(&mut conn).await
+        })
+        .await
+        .and_then(parse_detail_reply)
     }
 
     /// The flight body of a detail miss: the database read, then, if this

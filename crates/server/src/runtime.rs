@@ -29,6 +29,10 @@ impl IoRuntime {
             .max(2);
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
+            // SQLite work runs on blocking threads, at most one per pooled
+            // connection; tokio's default of 512 threads would let bursts
+            // create many threads, each with its own allocator arena.
+            .max_blocking_threads(16)
             .thread_name("orders-io")
             .enable_all()
             .build()
