@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use bytes::Bytes;
+use domain::ListDocument;
 
 /// Bodies larger than this are not kept (a full list of 100,000 orders is
 /// 32 MB): memory stays bounded and such lists are rare.
@@ -20,7 +20,7 @@ const BUDGET: usize = 8 * 1024 * 1024;
 #[derive(Default)]
 pub(crate) struct NearLists {
     /// Keyed by list suffix (`""` or `:{canonical}`).
-    entries: Mutex<HashMap<String, (String, Bytes)>>,
+    entries: Mutex<HashMap<String, (String, ListDocument)>>,
 }
 
 impl NearLists {
@@ -33,7 +33,7 @@ impl NearLists {
             .unwrap_or_default()
     }
 
-    pub(crate) fn body(&self, suffix: &str, stamp: &str) -> Option<Bytes> {
+    pub(crate) fn body(&self, suffix: &str, stamp: &str) -> Option<ListDocument> {
         let entries = self.entries.lock().expect("not poisoned");
         entries
             .get(suffix)
@@ -41,13 +41,13 @@ impl NearLists {
             .map(|(_, body)| body.clone())
     }
 
-    pub(crate) fn keep(&self, suffix: &str, stamp: String, body: Bytes) {
-        if body.len() > MAX_BODY {
+    pub(crate) fn keep(&self, suffix: &str, stamp: String, body: ListDocument) {
+        if body.body().len() > MAX_BODY {
             return;
         }
         let mut entries = self.entries.lock().expect("not poisoned");
         entries.insert(suffix.to_owned(), (stamp, body));
-        let mut total: usize = entries.values().map(|(_, body)| body.len()).sum();
+        let mut total: usize = entries.values().map(|(_, body)| body.body().len()).sum();
         if total > BUDGET {
             // Pages and filters come and go; keep the one being stored and
             // drop others until the budget holds.
@@ -61,7 +61,7 @@ impl NearLists {
                     break;
                 }
                 if let Some((_, body)) = entries.remove(&key) {
-                    total -= body.len();
+                    total -= body.body().len();
                 }
             }
         }
@@ -70,15 +70,24 @@ impl NearLists {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+
+    fn list(bytes: Bytes) -> ListDocument {
+        ListDocument::from_rendered(bytes)
+    }
 
     #[test]
     fn serves_only_the_stamp_it_holds() {
         let near = NearLists::default();
         assert_eq!(near.stamp(""), "");
-        near.keep("", "a".into(), Bytes::from_static(b"{}"));
+        near.keep("", "a".into(), list(Bytes::from_static(b"{}")));
         assert_eq!(near.stamp(""), "a");
-        assert_eq!(near.body("", "a").unwrap(), Bytes::from_static(b"{}"));
+        assert_eq!(
+            near.body("", "a").unwrap().body(),
+            &Bytes::from_static(b"{}")
+        );
         assert!(near.body("", "b").is_none());
         assert!(near.body(":limit=5", "a").is_none());
     }
@@ -88,18 +97,22 @@ mod tests {
         let near = NearLists::default();
         let big = Bytes::from(vec![b' '; 3 * 1024 * 1024]);
         for i in 0..10 {
-            near.keep(&format!(":{i}"), i.to_string(), big.clone());
+            near.keep(&format!(":{i}"), i.to_string(), list(big.clone()));
         }
         let total: usize = near
             .entries
             .lock()
             .unwrap()
             .values()
-            .map(|(_, b)| b.len())
+            .map(|(_, b)| b.body().len())
             .sum();
         assert!(total <= BUDGET);
         assert!(near.body(":9", "9").is_some(), "the newest is kept");
-        near.keep(":huge", "h".into(), Bytes::from(vec![b' '; MAX_BODY + 1]));
+        near.keep(
+            ":huge",
+            "h".into(),
+            list(Bytes::from(vec![b' '; MAX_BODY + 1])),
+        );
         assert!(near.body(":huge", "h").is_none());
     }
 }

@@ -249,15 +249,16 @@ impl RedisCache {
             Ok((version, body, stamp)) => match version.parse::<u64>() {
                 Ok(version) => match (body, stamp) {
                     (None, Some(stamp)) => match self.near.body(&suffix, &stamp) {
-                        Some(body) => ListLookup::Hit(ListDocument::from_rendered(body)),
+                        Some(document) => ListLookup::Hit(document),
                         // Dropped since the stamp was read: fetch again.
                         None => ListLookup::Miss { version },
                     },
                     (Some(body), stamp) if is_list_body(&body) => {
+                        let document = ListDocument::from_rendered(body);
                         if let Some(stamp) = stamp {
-                            self.near.keep(&suffix, stamp, body.clone());
+                            self.near.keep(&suffix, stamp, document.clone());
                         }
-                        ListLookup::Hit(ListDocument::from_rendered(body))
+                        ListLookup::Hit(document)
                     }
                     // Absent, or not a list body: filled (and overwritten)
                     // after the database read.
@@ -326,7 +327,7 @@ impl RedisCache {
             })
             .await;
         if matches!(stored, Ok(1)) {
-            self.near.keep(&suffix, stamp, body.clone());
+            self.near.keep(&suffix, stamp, document.clone());
         }
     }
 

@@ -2,7 +2,10 @@
 //! repository returns these, so that a cache can store and serve the bytes
 //! themselves and a hit never decodes and re-encodes JSON.
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::{BufMut, Bytes, BytesMut};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::{Cursor, Order, OrderId, Version};
 
@@ -66,10 +69,21 @@ impl OrderDocument {
 }
 
 /// The body of `GET /orders`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ListDocument {
     body: Bytes,
+    /// A hash of `body`, made once and shared by every clone: a cached
+    /// list is served many times and its ETag needs the hash each time.
+    digest: Arc<OnceLock<u64>>,
 }
+
+impl PartialEq for ListDocument {
+    fn eq(&self, other: &Self) -> bool {
+        self.body == other.body
+    }
+}
+
+impl Eq for ListDocument {}
 
 impl ListDocument {
     /// Joins already rendered orders into a list body without re-encoding
@@ -104,14 +118,20 @@ impl ListDocument {
             }
         }
         body.put_u8(b'}');
-        Self {
-            body: body.freeze(),
-        }
+        Self::from_rendered(body.freeze())
     }
 
     /// Wraps bytes this crate rendered (a cache hit).
     pub fn from_rendered(body: Bytes) -> Self {
-        Self { body }
+        Self {
+            body,
+            digest: Arc::default(),
+        }
+    }
+
+    /// A 64-bit hash of the body (xxh3), computed on first use.
+    pub fn digest(&self) -> u64 {
+        *self.digest.get_or_init(|| xxh3_64(&self.body))
     }
 
     pub fn body(&self) -> &Bytes {
@@ -183,5 +203,15 @@ mod tests {
         let paged = ListDocument::render(1, [&a.body()[..]], Some(Some(cursor)));
         let value: serde_json::Value = serde_json::from_slice(paged.body()).unwrap();
         assert_eq!(value["next_cursor"], cursor.encode());
+    }
+
+    #[test]
+    fn digest_is_of_the_body_and_shared_by_clones() {
+        let list = ListDocument::from_rendered(Bytes::from_static(b"{\"total_orders\":0}"));
+        let copy = list.clone();
+        assert_eq!(list.digest(), xxh3_64(list.body()));
+        assert_eq!(copy.digest(), list.digest());
+        let other = ListDocument::from_rendered(Bytes::from_static(b"{}"));
+        assert_ne!(other.digest(), list.digest());
     }
 }

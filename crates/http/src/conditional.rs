@@ -3,15 +3,14 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderName};
-use domain::Version;
-use xxhash_rust::xxh3::xxh3_64;
+use domain::{ListDocument, Version};
 
 pub fn order_etag(version: Version) -> String {
     format!("\"{}\"", version.get())
 }
 
-pub fn list_etag(body: &[u8]) -> String {
-    format!("\"{:016x}\"", xxh3_64(body))
+pub fn list_etag(list: &ListDocument) -> String {
+    format!("\"{:016x}\"", list.digest())
 }
 
 fn tags<'a>(req: &'a HttpRequest, name: &HeaderName) -> Option<impl Iterator<Item = &'a str>> {

@@ -64,8 +64,9 @@ pub async fn list<R: OrderRepository>(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let query = ListQuery::try_from(params.into_inner())?;
-    let body = state.repo.list(query).await?.into_body();
-    let etag = list_etag(&body);
+    let list = state.repo.list(query).await?;
+    let etag = list_etag(&list);
+    let body = list.into_body();
     if none_match_hits(&req, &etag) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
