@@ -34,12 +34,6 @@ pub(crate) async fn reset(storage: &Storage) -> Result<ResetOutcome, StorageErro
 
 /// Inserts fully formed orders in one transaction with multi-row INSERTs.
 pub(crate) async fn seed(storage: &Storage, orders: Vec<Order>) -> Result<u64, StorageError> {
-    let order_rows: Vec<OrderInsert<'_>> = orders.iter().map(OrderInsert::from_order).collect();
-    let item_rows: Vec<ItemInsert<'_>> = order_rows
-        .iter()
-        .zip(&orders)
-        .flat_map(|(row, order)| item_inserts(&row.id, &order.items))
-        .collect();
     let mut per_status: BTreeMap<&'static str, i64> = BTreeMap::new();
     for order in &orders {
         *per_status.entry(order.status.as_str()).or_default() += 1;
@@ -54,14 +48,24 @@ pub(crate) async fn seed(storage: &Storage, orders: Vec<Order>) -> Result<u64, S
         })
         .collect();
     write_transaction!(storage.pools(), |conn| {
-        for chunk in order_rows.chunks(ORDERS_PER_INSERT) {
-            conn.insert_orders(chunk).await?;
-        }
-        for chunk in item_rows.chunks(ITEMS_PER_INSERT) {
-            conn.insert_items(chunk).await?;
+        // Rows are made one chunk at a time (orders, then their items, for
+        // the foreign key), so a 100,000-order seed never holds the row
+        // structures of all of them at once.
+        for chunk in orders.chunks(ORDERS_PER_INSERT) {
+            let order_rows: Vec<OrderInsert<'_>> =
+                chunk.iter().map(OrderInsert::from_order).collect();
+            conn.insert_orders(&order_rows).await?;
+            let item_rows: Vec<ItemInsert<'_>> = order_rows
+                .iter()
+                .zip(chunk)
+                .flat_map(|(row, order)| item_inserts(&row.id, &order.items))
+                .collect();
+            for items in item_rows.chunks(ITEMS_PER_INSERT) {
+                conn.insert_items(items).await?;
+            }
         }
         counts::apply(conn, changes.clone()).await?;
-        Ok(order_rows.len() as u64)
+        Ok(orders.len() as u64)
     })
 }
 
