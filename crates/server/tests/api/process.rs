@@ -45,8 +45,9 @@ fn starts_on_a_fresh_directory_and_stops_gracefully_on_sigterm() {
         .current_dir(dir.path())
         .env_clear()
         .env("HOST", "127.0.0.1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -56,7 +57,7 @@ fn starts_on_a_fresh_directory_and_stops_gracefully_on_sigterm() {
         if let Ok(mut stream) = std::net::TcpStream::connect(&url) {
             use std::io::{Read, Write};
             stream
-                .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nX-Request-Id: trace-me-42\r\nConnection: close\r\n\r\n")
                 .unwrap();
             let mut response = String::new();
             stream.read_to_string(&mut response).unwrap();
@@ -87,4 +88,20 @@ fn starts_on_a_fresh_directory_and_stops_gracefully_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
+
+    // At RUST_LOG=info each request writes one access-log line carrying its
+    // request id, route, status and duration (JSON with LOG_FORMAT=json).
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut logs).unwrap();
+    let access: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["target"] == "access" && line.to_string().contains("trace-me-42"))
+        .collect();
+    assert_eq!(access.len(), 1, "one access line for the request: {logs}");
+    let line = &access[0];
+    assert_eq!(line["route"], "/readyz", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+    assert!(line["duration_ms"].is_number(), "{line}");
+    assert_eq!(line["span"]["request_id"], "trace-me-42", "{line}");
 }
