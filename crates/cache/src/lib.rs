@@ -62,9 +62,9 @@ use std::time::Duration;
 
 pub use deadpool_redis::redis;
 use domain::{
-    CacheState, Created, Health, IdempotencyKey, ListDocument, ListQuery, NewOrder, Order,
-    OrderDocument, OrderId, OrderRepository, OrderStatus, RepoError, RepoStats, ResetOutcome,
-    StatusUpdate, Version,
+    CacheState, Created, Health, IdempotencyKey, ListDocument, ListQuery, NewOrder, OrderDocument,
+    OrderId, OrderRepository, OrderStatus, RepoError, RepoStats, ResetOutcome, StatusUpdate,
+    Version,
 };
 pub use error::CacheError;
 
@@ -272,10 +272,10 @@ impl<R: OrderRepository> OrderRepository for CachedRepository<R> {
         .await
     }
 
-    async fn seed(&self, orders: Vec<Order>) -> Result<u64, RepoError> {
+    async fn seed(&self, count: u64) -> Result<u64, RepoError> {
         let (inner, cache) = (Arc::clone(&self.inner), self.cache.clone());
         detached(async move {
-            let created = inner.seed(orders).await?;
+            let created = inner.seed(count).await?;
             after_bulk_write(&cache).await;
             Ok(created)
         })

@@ -1,8 +1,7 @@
 use std::future::Future;
 
 use crate::{
-    IdempotencyKey, ListDocument, ListQuery, NewOrder, Order, OrderDocument, OrderId, OrderStatus,
-    Version,
+    IdempotencyKey, ListDocument, ListQuery, NewOrder, OrderDocument, OrderId, OrderStatus, Version,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -142,8 +141,10 @@ pub trait OrderRepository: Send + Sync + 'static {
     /// Deletes every order and item.
     fn reset(&self) -> impl Future<Output = Result<ResetOutcome, RepoError>> + Send;
 
-    /// Inserts fully formed orders (see [`crate::fake`]) in one transaction.
-    fn seed(&self, orders: Vec<Order>) -> impl Future<Output = Result<u64, RepoError>> + Send;
+    /// Inserts `count` random demo orders (see [`crate::fake`]) in one
+    /// transaction and returns how many. The orders are made as they are
+    /// inserted, so a large seed never holds all of them in memory.
+    fn seed(&self, count: u64) -> impl Future<Output = Result<u64, RepoError>> + Send;
 
     fn health(&self) -> impl Future<Output = Health> + Send;
 

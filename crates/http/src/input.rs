@@ -129,7 +129,7 @@ impl TryFrom<ListParams> for ListQuery {
 }
 
 /// The `count` of `POST /admin/seed`: `{"count": N}` or a bare integer.
-pub fn seed_count(body: Option<&Value>) -> Result<usize, ApiError> {
+pub fn seed_count(body: Option<&Value>) -> Result<u64, ApiError> {
     let count = match body {
         Some(Value::Object(object)) => present(object, "count"),
         Some(number @ Value::Number(_)) => Some(number),
@@ -149,7 +149,7 @@ pub fn seed_count(body: Option<&Value>) -> Result<usize, ApiError> {
             "invalid_count",
             format!("'count' must be at most {}.", domain::fake::MAX_SEED),
         )),
-        Some(count) => Ok(count as usize),
+        Some(count) => Ok(count as u64),
     }
 }
 

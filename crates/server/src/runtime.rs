@@ -11,9 +11,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use domain::{
-    CacheState, Created, Health, IdempotencyKey, ListDocument, ListQuery, NewOrder, Order,
-    OrderDocument, OrderId, OrderRepository, OrderStatus, RepoError, RepoStats, ResetOutcome,
-    StatusUpdate, Version,
+    CacheState, Created, Health, IdempotencyKey, ListDocument, ListQuery, NewOrder, OrderDocument,
+    OrderId, OrderRepository, OrderStatus, RepoError, RepoStats, ResetOutcome, StatusUpdate,
+    Version,
 };
 use tokio::runtime::{Handle, Runtime};
 use tracing::Instrument;
@@ -128,8 +128,8 @@ impl<R: OrderRepository> OrderRepository for OnRuntime<R> {
         self.run(move |inner| async move { inner.reset().await })
     }
 
-    fn seed(&self, orders: Vec<Order>) -> impl Future<Output = Result<u64, RepoError>> + Send {
-        self.run(move |inner| async move { inner.seed(orders).await })
+    fn seed(&self, count: u64) -> impl Future<Output = Result<u64, RepoError>> + Send {
+        self.run(move |inner| async move { inner.seed(count).await })
     }
 
     fn health(&self) -> impl Future<Output = Health> + Send {

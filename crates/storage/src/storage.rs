@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{
-    CacheState, Created, Health, IdempotencyKey, ListDocument, ListQuery, NewOrder, Order,
-    OrderDocument, OrderId, OrderRepository, OrderStatus, PoolStats, RepoError, RepoStats,
-    ResetOutcome, StatusUpdate, Version,
+    CacheState, Created, Health, IdempotencyKey, ListDocument, ListQuery, NewOrder, OrderDocument,
+    OrderId, OrderRepository, OrderStatus, PoolStats, RepoError, RepoStats, ResetOutcome,
+    StatusUpdate, Version,
 };
 
 use crate::fragments::{DEFAULT_BUDGET_BYTES, Fragments};
@@ -171,12 +171,9 @@ impl OrderRepository for Storage {
         spawned(BULK_BUDGET, async move { ops::reset(&storage).await })
     }
 
-    fn seed(&self, orders: Vec<Order>) -> impl Future<Output = Result<u64, RepoError>> + Send {
+    fn seed(&self, count: u64) -> impl Future<Output = Result<u64, RepoError>> + Send {
         let storage = self.clone();
-        spawned(
-            BULK_BUDGET,
-            async move { ops::seed(&storage, orders).await },
-        )
+        spawned(BULK_BUDGET, async move { ops::seed(&storage, count).await })
     }
 
     /// `database_ok` when `SELECT 1` answers within two seconds. The check

@@ -401,13 +401,14 @@ async fn reset_removes_everything_and_counts_it(db: &TestDb) {
         .create(new_order("K", &[("A", 1)]), Some(key.clone()))
         .await
         .unwrap();
-    let fake = domain::fake::orders(10, &mut rand::rng());
-    let fake_items: usize = fake.iter().map(|order| order.items.len()).sum();
-    storage.seed(fake).await.unwrap();
+    assert_eq!(storage.seed(10).await.unwrap(), 10);
+    let (_, all_items) = storage.count().await.unwrap();
+    let fake_items = all_items - 7;
+    assert!((10..=50).contains(&fake_items), "{fake_items}");
 
     let outcome = storage.reset().await.unwrap();
     assert_eq!(outcome.orders, 14);
-    assert_eq!(outcome.items, 7 + fake_items as u64);
+    assert_eq!(outcome.items, 7 + fake_items);
     assert_eq!(storage.count().await.unwrap(), (0, 0));
     assert_eq!(
         storage.list(ListQuery::default()).await.unwrap().body(),
@@ -432,22 +433,50 @@ async fn reset_removes_everything_and_counts_it(db: &TestDb) {
 async fn seed_inserts_fake_orders(db: &TestDb) {
     let storage = &db.storage;
     // Above one chunk of orders and of items, to cross chunk boundaries.
-    let fake = domain::fake::orders(12_000, &mut rand::rng());
-    let items: u64 = fake.iter().map(|order| order.items.len() as u64).sum();
-    let sample = fake[4321].clone();
-    assert_eq!(storage.seed(fake).await.unwrap(), 12_000);
-    assert_eq!(storage.count().await.unwrap(), (12_000, items));
+    assert_eq!(storage.seed(12_000).await.unwrap(), 12_000);
+    let (orders, items) = storage.count().await.unwrap();
+    assert_eq!(orders, 12_000);
+    assert!((12_000..=60_000).contains(&items), "{items} items");
 
-    let stored = storage.get(sample.id).await.unwrap().unwrap();
-    assert_eq!(stored.body(), OrderDocument::render(&sample).body());
+    // Every order as the fake rules make them, read back whole.
+    let all = list(storage, ListQuery::default()).await;
+    assert_eq!(all["total_orders"], 12_000, "the counters");
+    let listed = all["orders"].as_array().unwrap();
+    assert_eq!(listed.len(), 12_000);
+    let mut listed_items = 0;
+    let mut per_status = std::collections::HashMap::<&str, u64>::new();
+    for order in listed {
+        assert!(domain::fake::CUSTOMERS.contains(&order["customer_name"].as_str().unwrap()));
+        assert_eq!(order["version"], 1);
+        *per_status
+            .entry(order["status"].as_str().unwrap())
+            .or_default() += 1;
+        let order_items = order["items"].as_array().unwrap();
+        assert!((1..=5).contains(&order_items.len()), "{order}");
+        for item in order_items {
+            assert!(domain::fake::PRODUCTS.contains(&item["name"].as_str().unwrap()));
+            assert!((1..=5).contains(&item["quantity"].as_u64().unwrap()));
+        }
+        listed_items += order_items.len() as u64;
+    }
+    assert_eq!(listed_items, items);
+    let unique: HashSet<String> = ids(&all).into_iter().collect();
+    assert_eq!(unique.len(), 12_000);
 
-    let all = list(storage, page(1, None, None)).await;
-    assert_eq!(all["total_orders"], 12_000);
+    // A seeded order reads back by id as it was listed.
+    let sample = &listed[4321];
+    let id: OrderId = sample["order_id"].as_str().unwrap().parse().unwrap();
+    let stored = storage.get(id).await.unwrap().unwrap();
+    assert_eq!(&json(stored.body()), sample);
+
+    // Each status's counters equal the orders of that status really stored.
     let mut sum = 0;
     for status in OrderStatus::ALL {
         let total = list(storage, page(1, None, Some(status))).await["total_orders"]
             .as_u64()
             .unwrap();
+        let stored = per_status.get(status.as_str()).copied().unwrap_or(0);
+        assert_eq!(total, stored, "{status}");
         if domain::fake::STATUSES.contains(&status) {
             // 1 in 5 each: 2,400 expected; 2,000 is > 8 standard deviations off.
             assert!(total > 2_000 && total < 2_800, "{status}: {total}");
@@ -457,10 +486,6 @@ async fn seed_inserts_fake_orders(db: &TestDb) {
         sum += total;
     }
     assert_eq!(sum, 12_000);
-    assert_eq!(
-        ids(&list(storage, ListQuery::default()).await).len(),
-        12_000
-    );
 }
 
 async fn idempotent_create_replays_and_refuses_other_bodies(db: &TestDb) {
@@ -599,10 +624,7 @@ async fn counts_match_the_rows_after_mixed_writes(db: &TestDb) {
     for i in 0..20 {
         ids.push(create(storage, &format!("C{i}")).await.id());
     }
-    storage
-        .seed(domain::fake::orders(50, &mut rand::rng()))
-        .await
-        .unwrap();
+    assert_eq!(storage.seed(50).await.unwrap(), 50);
     for (i, id) in ids.iter().enumerate().take(12) {
         let status = OrderStatus::ALL[i % OrderStatus::ALL.len()];
         storage.update_status(*id, status, None).await.unwrap();
@@ -815,14 +837,10 @@ async fn seed_100k_timing() {
 }
 
 async fn measure(backend: &str, storage: &Storage) {
-    storage
-        .seed(domain::fake::orders(1_000, &mut rand::rng()))
-        .await
-        .unwrap();
+    assert_eq!(storage.seed(1_000).await.unwrap(), 1_000);
     let small = page_timings(storage).await;
-    let orders = domain::fake::orders(100_000, &mut rand::rng());
     let started = Instant::now();
-    assert_eq!(storage.seed(orders).await.unwrap(), 100_000);
+    assert_eq!(storage.seed(100_000).await.unwrap(), 100_000);
     let seeded = started.elapsed();
     let large = page_timings(storage).await;
     let started = Instant::now();

@@ -30,9 +30,7 @@ async fn exercise(repo: &Cached) {
         .await
         .unwrap();
     assert!(repo.delete(order.id()).await.unwrap());
-    repo.seed(domain::fake::orders(2, &mut rand::rng()))
-        .await
-        .unwrap();
+    assert_eq!(repo.seed(2).await.unwrap(), 2);
     repo.reset().await.unwrap();
     repo.invalidate_all().await.unwrap();
     let health = repo.health().await;

@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use domain::{Order, ResetOutcome};
+use domain::{Order, ResetOutcome, Timestamp};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 use crate::counts::{self, CountChange};
 use crate::models::{ItemInsert, OrderInsert, item_inserts};
@@ -32,40 +34,52 @@ pub(crate) async fn reset(storage: &Storage) -> Result<ResetOutcome, StorageErro
     Ok(outcome)
 }
 
-/// Inserts fully formed orders in one transaction with multi-row INSERTs.
-pub(crate) async fn seed(storage: &Storage, orders: Vec<Order>) -> Result<u64, StorageError> {
-    let mut per_status: BTreeMap<&'static str, i64> = BTreeMap::new();
-    for order in &orders {
-        *per_status.entry(order.status.as_str()).or_default() += 1;
-    }
+/// Inserts `count` random demo orders in one transaction with multi-row
+/// INSERTs. Orders are made one chunk at a time, inserted, then dropped, so
+/// a 100,000-order seed holds at most `ORDERS_PER_INSERT` of them at once.
+pub(crate) async fn seed(storage: &Storage, count: u64) -> Result<u64, StorageError> {
     let shard = counts::random_shard();
-    let changes: Vec<CountChange> = per_status
-        .into_iter()
-        .map(|(status, delta)| CountChange {
-            status,
-            shard,
-            delta,
-        })
-        .collect();
     write_transaction!(storage.pools(), |conn| {
-        // Rows are made one chunk at a time (orders, then their items, for
-        // the foreign key), so a 100,000-order seed never holds the row
-        // structures of all of them at once.
-        for chunk in orders.chunks(ORDERS_PER_INSERT) {
+        // The body runs again when MySQL rolls it back on a deadlock: each
+        // attempt makes new orders and counts them afresh, so nothing of a
+        // rolled-back attempt is reused or counted twice. `ThreadRng` is not
+        // `Send`; a `StdRng` seeded from it can be held across the awaits.
+        let mut rng = StdRng::from_rng(&mut rand::rng());
+        let now = Timestamp::now();
+        let mut per_status: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut inserted = 0;
+        while inserted < count {
+            let size = (count - inserted).min(ORDERS_PER_INSERT as u64);
+            let chunk: Vec<Order> = (0..size)
+                .map(|_| domain::fake::order(&mut rng, now))
+                .collect();
+            for order in &chunk {
+                *per_status.entry(order.status.as_str()).or_default() += 1;
+            }
+            // Orders before their items, for the foreign key.
             let order_rows: Vec<OrderInsert<'_>> =
                 chunk.iter().map(OrderInsert::from_order).collect();
             conn.insert_orders(&order_rows).await?;
             let item_rows: Vec<ItemInsert<'_>> = order_rows
                 .iter()
-                .zip(chunk)
+                .zip(&chunk)
                 .flat_map(|(row, order)| item_inserts(&row.id, &order.items))
                 .collect();
             for items in item_rows.chunks(ITEMS_PER_INSERT) {
                 conn.insert_items(items).await?;
             }
+            inserted += size;
         }
-        counts::apply(conn, changes.clone()).await?;
-        Ok(orders.len() as u64)
+        let changes: Vec<CountChange> = per_status
+            .into_iter()
+            .map(|(status, delta)| CountChange {
+                status,
+                shard,
+                delta,
+            })
+            .collect();
+        counts::apply(conn, changes).await?;
+        Ok(inserted)
     })
 }
 

@@ -79,6 +79,12 @@ fn injected_failure() -> RepoError {
 }
 
 impl MemoryRepo {
+    /// The ids of every order held, read directly (no call is counted):
+    /// how a test learns the ids of orders `seed` made.
+    pub fn order_ids(&self) -> Vec<OrderId> {
+        self.state().orders.keys().copied().collect()
+    }
+
     pub fn calls(&self, op: Op) -> usize {
         self.shared.calls[op as usize].load(Ordering::SeqCst)
     }
@@ -269,12 +275,14 @@ impl OrderRepository for MemoryRepo {
         Ok(outcome)
     }
 
-    async fn seed(&self, orders: Vec<Order>) -> Result<u64, RepoError> {
+    async fn seed(&self, count: u64) -> Result<u64, RepoError> {
         self.count(Op::Seed);
-        let count = orders.len() as u64;
         {
+            let now = Timestamp::now();
+            let mut rng = rand::rng();
             let mut state = self.state();
-            for order in orders {
+            for _ in 0..count {
+                let order = domain::fake::order(&mut rng, now);
                 state.orders.insert(order.id, order);
             }
         }
