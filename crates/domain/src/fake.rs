@@ -61,18 +61,15 @@ pub fn order(rng: &mut impl Rng, now: Timestamp) -> Order {
     }
 }
 
-pub fn orders(count: usize, rng: &mut impl Rng) -> Vec<Order> {
-    let now = Timestamp::now();
-    (0..count).map(|_| order(rng, now)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn fake_orders_follow_the_originals_rules() {
-        let orders = orders(500, &mut rand::rng());
+        let now = Timestamp::now();
+        let mut rng = rand::rng();
+        let orders: Vec<Order> = (0..500).map(|_| order(&mut rng, now)).collect();
         assert_eq!(orders.len(), 500);
         for order in &orders {
             assert!(CUSTOMERS.contains(&order.customer_name.as_str()));
