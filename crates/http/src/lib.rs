@@ -23,7 +23,6 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use domain::OrderRepository;
 
 pub use admin::AdminPassword;
-pub use body::BODY_LIMIT;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;

@@ -124,3 +124,25 @@ pub struct Readiness {
     /// ok, disabled or unavailable.
     cache: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::ApiDoc;
+
+    /// The schema's statuses are written out for the document; they must
+    /// stay the domain's, which is what the API accepts.
+    #[test]
+    fn documented_statuses_are_the_domains() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let documented: Vec<&str> = doc["components"]["schemas"]["Status"]["enum"]
+            .as_array()
+            .expect("Status is an enum schema")
+            .iter()
+            .map(|value| value.as_str().unwrap())
+            .collect();
+        let domain: Vec<&str> = domain::OrderStatus::ALL.map(|s| s.as_str()).to_vec();
+        assert_eq!(documented, domain);
+    }
+}

@@ -44,13 +44,6 @@ impl DatabaseUrl {
             }),
         }
     }
-
-    pub fn backend_name(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Mysql(_) => "mysql",
-        }
-    }
 }
 
 fn invalid(url: &str, reason: &str) -> StorageError {
