@@ -2,9 +2,11 @@
 //! timeout), the read steps (lookup, then fill after the database read),
 //! the invalidations, and the repair of a dirty cache.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,8 +27,8 @@ use crate::stats::{Counters, Space};
 use crate::warnings::Warnings;
 use crate::{CacheConfig, CacheError};
 
-/// Connections in the pool. Each is multiplexed, but deadpool lends one to
-/// one caller at a time, so this bounds concurrent cache calls.
+/// Connections the pool may make at once (each one is then taken out of it,
+/// see `RedisCache::pinned`).
 const POOL_SIZE: usize = 16;
 
 /// How long a reader may hold the right to fill a detail key. Longer than
@@ -74,12 +76,16 @@ pub(crate) struct RedisCache {
     warnings: Warnings,
     dirty: Dirty,
     repairing: AtomicBool,
-    /// One pooled connection kept out of the pool and shared: a multiplexed
-    /// connection pipelines concurrent commands by itself, and taking it
-    /// from the pool for every command would cost a PING round trip
-    /// (deadpool-redis checks each connection it lends). Dropped on any
-    /// failure, so the next call gets a fresh one from the pool.
-    pinned: std::sync::Mutex<Option<Connection>>,
+    /// One connection per thread that uses the cache, made by the pool and
+    /// taken out of it. A multiplexed connection pipelines concurrent
+    /// commands by itself, and taking one from the pool for every command
+    /// would cost a PING round trip (deadpool-redis checks each connection
+    /// it lends). Per thread because a connection is driven by a task of
+    /// the runtime that made it: an HTTP worker (a single-thread runtime)
+    /// then reads its cache hits without waking any other thread, and no
+    /// worker waits on another's busy loop. Dropped on any failure, so the
+    /// next call makes a fresh one.
+    pinned: std::sync::Mutex<HashMap<ThreadId, MultiplexedConnection>>,
     near: NearLists,
     pub(crate) counters: Counters,
     /// Keyed by (version read before the database, canonical query).
@@ -115,7 +121,7 @@ impl RedisCache {
             warnings: Warnings::default(),
             dirty: Dirty::default(),
             repairing: AtomicBool::new(false),
-            pinned: std::sync::Mutex::new(None),
+            pinned: std::sync::Mutex::new(HashMap::new()),
             near: NearLists::default(),
             counters: Counters::default(),
             list_flights: Flights::default(),
@@ -164,24 +170,30 @@ impl RedisCache {
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
-        if let Some(pinned) = self.pinned.lock().expect("not poisoned").as_ref() {
+        let thread = std::thread::current().id();
+        if let Some(pinned) = self.pinned_connections().get(&thread) {
             return Ok(MultiplexedConnection::clone(pinned));
         }
+        // The pool never holds an idle connection (each is taken), so this
+        // makes a new one, driven by the current thread's runtime.
         let pooled = self.pool.get().await.map_err(CacheError::Connection)?;
-        let connection = MultiplexedConnection::clone(&pooled);
-        self.pinned
-            .lock()
-            .expect("not poisoned")
-            .get_or_insert(pooled);
-        Ok(connection)
+        let connection = Connection::take(pooled);
+        Ok(MultiplexedConnection::clone(
+            self.pinned_connections()
+                .entry(thread)
+                .or_insert(connection),
+        ))
     }
 
-    /// Forgets the shared connection after a failure; it is taken out of
-    /// the pool too, as it may be broken.
+    /// Forgets this thread's connection after a failure: it may be broken.
     fn unpin(&self) {
-        if let Some(pinned) = self.pinned.lock().expect("not poisoned").take() {
-            drop(deadpool_redis::Connection::take(pinned));
-        }
+        self.pinned_connections()
+            .remove(&std::thread::current().id());
+    }
+
+    fn pinned_connections(&self) -> MutexGuard<'_, HashMap<ThreadId, MultiplexedConnection>> {
+        // A map of connections stays valid after any panic.
+        self.pinned.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether reads may use Redis now. While dirty they may not, and a

@@ -20,3 +20,5 @@ mod layout;
 mod single_flight;
 #[path = "cache/support/mod.rs"]
 mod support;
+#[path = "cache/threads.rs"]
+mod threads;

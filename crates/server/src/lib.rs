@@ -42,31 +42,37 @@ pub enum StartupError {
 /// Connects to the database (running its migrations) and puts the cache in
 /// front of it. The cache connects lazily: Redis may be down at start.
 pub async fn build_repository(settings: &Settings) -> Result<AppRepository, StartupError> {
-    let storage = Storage::connect(&settings.database)
+    let storage = connect_storage(settings.clone()).await?;
+    Ok(CachedRepository::new(storage, settings.cache.clone())?)
+}
+
+async fn connect_storage(settings: Settings) -> Result<Storage, StartupError> {
+    Storage::connect(&settings.database)
         .await
         .map_err(|source| StartupError::Database {
             url: settings.database.url.to_string(),
             source,
-        })?;
-    Ok(CachedRepository::new(storage, settings.cache.clone())?)
+        })
 }
 
-/// What HTTP serves: the repository, on its own I/O runtime.
-type Served = OnRuntime<AppRepository>;
+/// What HTTP serves: the cache, in front of the database on its own I/O
+/// runtime. The cache runs on the HTTP workers (each with its own Redis
+/// connection, see the cache crate), so a hit never leaves the worker; a
+/// database call always runs on the I/O runtime.
+type Served = CachedRepository<OnRuntime<Storage>>;
 
-/// Builds the repository on a new I/O runtime, so that every connection it
-/// opens is driven there.
+/// Connects the database on a new I/O runtime, so that every connection its
+/// pool opens is driven there, and puts the cache in front of it.
 async fn repository_on_runtime(settings: &Settings) -> Result<(IoRuntime, Served), StartupError> {
     let runtime = IoRuntime::new().map_err(StartupError::Runtime)?;
     let handle = runtime.handle();
-    let building = {
-        let settings = settings.clone();
-        handle.spawn(async move { build_repository(&settings).await })
-    };
-    let repository = building
+    let storage = handle
+        .spawn(connect_storage(settings.clone()))
         .await
         .map_err(|error| StartupError::Runtime(std::io::Error::other(error)))??;
-    Ok((runtime, OnRuntime::new(repository, handle)))
+    let repository =
+        CachedRepository::new(OnRuntime::new(storage, handle), settings.cache.clone())?;
+    Ok((runtime, repository))
 }
 
 fn bind(settings: &Settings) -> Result<TcpListener, StartupError> {

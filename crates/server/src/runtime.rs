@@ -1,11 +1,12 @@
 //! A dedicated runtime for the repository's I/O.
 //!
 //! actix-web runs each HTTP worker on its own single-thread runtime, and a
-//! socket is driven by the runtime that opened it. Pooled database and
-//! Redis connections are shared by all workers, so a connection opened by
-//! one worker would stall every other worker's queries whenever that worker
-//! is busy. Running every repository call on one multi-thread runtime keeps
-//! the connections driven whatever the HTTP workers are doing.
+//! socket is driven by the runtime that opened it. Pooled database
+//! connections are shared by all workers, so a connection opened by one
+//! worker would stall every other worker's queries whenever that worker is
+//! busy. Running every database call on one multi-thread runtime keeps the
+//! connections driven whatever the HTTP workers are doing. (The Redis cache
+//! needs none of this: it keeps a connection per thread.)
 
 use std::future::Future;
 use std::sync::Arc;
