@@ -9,6 +9,7 @@ use crate::body::JsonBody;
 use crate::conditional::{IfMatch, if_match, list_etag, none_match_hits, order_etag};
 use crate::error::ApiError;
 use crate::input::{self, ListParams};
+use crate::sliced::SlicedBody;
 
 pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -72,7 +73,7 @@ pub async fn list<R: OrderRepository>(
             .insert_header((header::ETAG, etag))
             .finish());
     }
-    Ok(json(HttpResponse::Ok(), etag).body(body))
+    Ok(json(HttpResponse::Ok(), etag).body(SlicedBody::new(body)))
 }
 
 #[utoipa::path(

@@ -63,6 +63,16 @@ pub trait Conversation: Send + 'static {
         let _ = (call, body);
         true
     }
+
+    /// Whether `on_response` looks at the body of `call`'s response. When
+    /// it does not, the body is still read to its end (and its length
+    /// checked by hyper) but not joined into one buffer: a copy of 230 KB
+    /// per cached list would cost the one-threaded generator as much as a
+    /// third of its time, measuring the generator instead of the server.
+    fn reads_body(&self, call: &Call) -> bool {
+        let _ = call;
+        true
+    }
 }
 
 /// The measurements of one request kind.
@@ -217,6 +227,7 @@ async fn run_connection<C: Conversation>(
     let mut sender = None;
     while tokio::time::Instant::now() < deadline {
         let call = conversation.next_call();
+        let reads_body = conversation.reads_body(&call);
         let index = match result.kinds.iter().position(|k| k.kind == call.kind) {
             Some(index) => index,
             None => {
@@ -238,12 +249,18 @@ async fn run_connection<C: Conversation>(
                 .await
                 .map_err(std::io::Error::other)?;
             let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(std::io::Error::other)?
-                .to_bytes();
+            let mut body = response.into_body();
+            let body = if reads_body {
+                body.collect()
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .to_bytes()
+            } else {
+                while let Some(frame) = body.frame().await {
+                    frame.map_err(std::io::Error::other)?;
+                }
+                Bytes::new()
+            };
             Ok::<_, std::io::Error>((status, body))
         })
         .await;

@@ -76,6 +76,10 @@ impl Conversation for Repeat {
             other => unreachable!("no repeat workload {other}"),
         }
     }
+
+    fn reads_body(&self, _call: &Call) -> bool {
+        false
+    }
 }
 
 /// The original's mixed Locust user with its waits removed: list 5,
