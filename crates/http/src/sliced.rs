@@ -67,10 +67,9 @@ mod tests {
         let body = Bytes::from((0..100_000u32).map(|i| i as u8).collect::<Vec<_>>());
         let sliced = SlicedBody::new(body.clone());
         assert_eq!(sliced.size(), BodySize::Sized(100_000));
-        let sliced = sliced
-            .try_into_bytes()
-            .err()
-            .expect("a large body is sliced");
+        let Err(sliced) = sliced.try_into_bytes() else {
+            panic!("a large body is sliced");
+        };
         assert_eq!(to_bytes(sliced).await.unwrap(), body);
     }
 
