@@ -3,10 +3,16 @@
 
 use std::process::ExitCode;
 
+mod allocator;
+
 use server::{Settings, init_logging, run};
 
-#[actix_web::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    allocator::limit_c_arenas();
+    actix_web::rt::System::new().block_on(serve())
+}
+
+async fn serve() -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
