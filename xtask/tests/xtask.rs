@@ -439,7 +439,7 @@ async fn a_short_bench_measures_every_workload_without_errors() {
     let expected_sections = if mysql { 4 } else { 2 };
     assert_eq!(report.sections.len(), expected_sections, "{markdown}");
     let cached = &report.sections[0];
-    assert_eq!(cached.rows.len(), 6, "{markdown}");
+    assert_eq!(cached.rows.len(), 7, "{markdown}");
     for row in report.sections.iter().flat_map(|s| &s.rows) {
         assert!(row.requests > 0, "{} made no request", row.workload);
         assert!(row.p99_ms >= row.p50_ms);

@@ -72,9 +72,15 @@ impl OrderDocument {
 #[derive(Debug, Clone)]
 pub struct ListDocument {
     body: Bytes,
-    /// A hash of `body`, made once and shared by every clone: a cached
-    /// list is served many times and its ETag needs the hash each time.
-    digest: Arc<OnceLock<u64>>,
+    /// Made once and shared by every clone: a cached list is served many
+    /// times, each time with its ETag and often compressed.
+    derived: Arc<Derived>,
+}
+
+#[derive(Debug, Default)]
+struct Derived {
+    digest: OnceLock<u64>,
+    encoded: OnceLock<Bytes>,
 }
 
 impl PartialEq for ListDocument {
@@ -125,13 +131,22 @@ impl ListDocument {
     pub fn from_rendered(body: Bytes) -> Self {
         Self {
             body,
-            digest: Arc::default(),
+            derived: Arc::default(),
         }
     }
 
     /// A 64-bit hash of the body (xxh3), computed on first use.
     pub fn digest(&self) -> u64 {
-        *self.digest.get_or_init(|| xxh3_64(&self.body))
+        *self.derived.digest.get_or_init(|| xxh3_64(&self.body))
+    }
+
+    /// The body in the one transfer encoding its server uses (gzip, for the
+    /// HTTP layer), made by `encode` on first use and then shared.
+    pub fn encoded(&self, encode: impl FnOnce(&[u8]) -> Bytes) -> Bytes {
+        self.derived
+            .encoded
+            .get_or_init(|| encode(&self.body))
+            .clone()
     }
 
     pub fn body(&self) -> &Bytes {
@@ -213,5 +228,15 @@ mod tests {
         assert_eq!(copy.digest(), list.digest());
         let other = ListDocument::from_rendered(Bytes::from_static(b"{}"));
         assert_ne!(other.digest(), list.digest());
+    }
+
+    #[test]
+    fn encoded_is_made_once_and_shared_by_clones() {
+        let list = ListDocument::from_rendered(Bytes::from_static(b"{\"total_orders\":0}"));
+        let copy = list.clone();
+        let first = list.encoded(|body| Bytes::copy_from_slice(&body[..3]));
+        assert_eq!(first, Bytes::from_static(b"{\"t"));
+        let again = copy.encoded(|_| unreachable!("made once"));
+        assert_eq!(again, first);
     }
 }

@@ -10,6 +10,7 @@ mod metrics;
 mod openapi;
 mod ops;
 mod orders;
+mod precompressed;
 mod sliced;
 mod telemetry;
 

@@ -9,6 +9,7 @@ use crate::body::JsonBody;
 use crate::conditional::{IfMatch, if_match, list_etag, none_match_hits, order_etag};
 use crate::error::ApiError;
 use crate::input::{self, ListParams};
+use crate::precompressed;
 use crate::sliced::SlicedBody;
 
 pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
@@ -67,13 +68,22 @@ pub async fn list<R: OrderRepository>(
     let query = ListQuery::try_from(params.into_inner())?;
     let list = state.repo.list(query).await?;
     let etag = list_etag(&list);
-    let body = list.into_body();
     if none_match_hits(&req, &etag) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
             .finish());
     }
-    Ok(json(HttpResponse::Ok(), etag).body(SlicedBody::new(body)))
+    let mut response = json(HttpResponse::Ok(), etag);
+    let body = match precompressed::gzip_for(&req, &list) {
+        Some(gzipped) => {
+            response
+                .insert_header((header::CONTENT_ENCODING, "gzip"))
+                .insert_header((header::VARY, "accept-encoding"));
+            gzipped
+        }
+        None => list.into_body(),
+    };
+    Ok(response.body(SlicedBody::new(body)))
 }
 
 #[utoipa::path(

@@ -3,12 +3,12 @@
 
 use std::process::ExitCode;
 
-mod allocator;
+mod memory;
 
 use server::{Settings, init_logging, run};
 
 fn main() -> ExitCode {
-    allocator::limit_c_arenas();
+    memory::configure();
     actix_web::rt::System::new().block_on(serve())
 }
 

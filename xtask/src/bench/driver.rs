@@ -29,6 +29,8 @@ pub struct Call {
     pub path: String,
     pub body: Option<Bytes>,
     pub expected_status: u16,
+    /// Sent as `Accept-Encoding`; none by default.
+    pub accept_encoding: Option<&'static str>,
 }
 
 impl Call {
@@ -39,7 +41,13 @@ impl Call {
             path: path.into(),
             body: None,
             expected_status: 200,
+            accept_encoding: None,
         }
+    }
+
+    pub fn accepting(mut self, encoding: &'static str) -> Self {
+        self.accept_encoding = Some(encoding);
+        self
     }
 
     pub fn with_body(mut self, method: Method, body: impl serde::Serialize, expected: u16) -> Self {
@@ -212,6 +220,9 @@ fn request(addr: SocketAddr, call: &Call) -> Request<Full<Bytes>> {
         .header(hyper::header::HOST, addr.to_string());
     if call.body.is_some() {
         builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(encoding) = call.accept_encoding {
+        builder = builder.header(hyper::header::ACCEPT_ENCODING, encoding);
     }
     builder
         .body(Full::new(call.body.clone().unwrap_or_default()))

@@ -14,6 +14,7 @@ use crate::contract::{self, NewOrderBody};
 
 pub const HEALTHZ: &str = "GET /healthz";
 pub const LIST: &str = "GET /orders";
+pub const LIST_GZIP: &str = "GET /orders, gzip";
 pub const DETAIL: &str = "GET /orders/{id}";
 pub const CREATE: &str = "POST /orders";
 pub const STATUS: &str = "PATCH /orders/{id}/status";
@@ -63,6 +64,7 @@ impl Conversation for Repeat {
         match self.kind {
             HEALTHZ => Call::get(HEALTHZ, "/healthz"),
             LIST => Call::get(LIST, "/orders"),
+            LIST_GZIP => Call::get(LIST_GZIP, "/orders").accepting("gzip, deflate"),
             DETAIL => {
                 let id = self.some_id();
                 Call::get(DETAIL, format!("/orders/{id}"))

@@ -258,9 +258,9 @@ async fn large_responses_are_compressed_for_clients_that_accept_it() {
     assert!(!plain.contains("content-encoding"), "{plain}");
 }
 
-/// The status line and headers of a GET, lower-cased, read over a plain
-/// socket so that no client library rewrites them.
-fn raw_head(port: u16, path: &str, extra_headers: &str) -> String {
+/// The status line and headers of a GET, lower-cased, and the body as sent,
+/// read over a plain socket so that no client library rewrites them.
+fn raw_get(port: u16, path: &str, extra_headers: &str) -> (String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -271,5 +271,51 @@ fn raw_head(port: u16, path: &str, extra_headers: &str) -> String {
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    String::from_utf8_lossy(&response[..end]).to_lowercase()
+    let head = String::from_utf8_lossy(&response[..end]).to_lowercase();
+    (head, response[end + 4..].to_vec())
+}
+
+fn raw_head(port: u16, path: &str, extra_headers: &str) -> String {
+    raw_get(port, path, extra_headers).0
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+#[tokio::test]
+async fn a_list_is_sent_gzipped_as_compressed_once_with_the_same_etag() {
+    use std::io::Read;
+    let app = TestApp::sqlite().await;
+    assert_eq!(
+        app.admin("/admin/seed", json!({"count": 50}))
+            .await
+            .status(),
+        201
+    );
+    let port = app.server.port;
+    let (plain_head, plain) = raw_get(port, "/orders", "");
+    let (head, gzipped) = raw_get(port, "/orders", "Accept-Encoding: gzip, deflate\r\n");
+    let (_, again) = raw_get(port, "/orders", "Accept-Encoding: gzip\r\n");
+
+    assert_eq!(header(&head, "content-encoding"), Some("gzip"), "{head}");
+    assert!(
+        header(&head, "vary").is_some_and(|vary| vary.contains("accept-encoding")),
+        "{head}"
+    );
+    assert_eq!(
+        header(&head, "content-length"),
+        Some(gzipped.len().to_string().as_str()),
+        "sent whole, with its length: {head}"
+    );
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain, "the same list in either encoding");
+    assert_eq!(header(&head, "etag"), header(&plain_head, "etag"));
+    assert_eq!(again, gzipped, "the kept encoding is sent again");
+    assert_eq!(header(&plain_head, "content-encoding"), None);
 }
