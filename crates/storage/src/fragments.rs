@@ -9,8 +9,16 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use domain::{OrderDocument, OrderId, Version};
 
-/// Enough for the full list of tens of thousands of orders.
-pub(crate) const DEFAULT_BUDGET_BYTES: usize = 8 * 1024 * 1024;
+/// Enough for the full list of about 18,000 orders (a rendered order is
+/// about 230 bytes, plus its entry). Not more: walking the pages of a
+/// 1M-order table fills it with orders that are seldom asked for again,
+/// and the server's memory goal is 64 MiB in all.
+pub(crate) const DEFAULT_BUDGET_BYTES: usize = 6 * 1024 * 1024;
+
+/// What an entry costs beside its body: the map's and the queue's copies
+/// of the key, the `Bytes` handle, and the allocator's rounding of the
+/// body. Counted so that the budget is memory, not just body bytes.
+const ENTRY_OVERHEAD: usize = 96;
 
 type Key = (OrderId, Version);
 
@@ -58,7 +66,7 @@ impl Fragments {
     pub(crate) fn insert_many<'a>(&self, documents: impl IntoIterator<Item = &'a OrderDocument>) {
         let mut inner = self.lock();
         for document in documents {
-            let size = document.body().len();
+            let size = document.body().len() + ENTRY_OVERHEAD;
             if size > self.budget {
                 continue;
             }
@@ -71,7 +79,7 @@ impl Fragments {
                     break;
                 };
                 if let Some(evicted) = inner.bodies.remove(&oldest) {
-                    inner.bytes -= evicted.len();
+                    inner.bytes -= evicted.len() + ENTRY_OVERHEAD;
                 }
             }
             inner.bodies.insert(key, document.body().clone());
@@ -122,7 +130,7 @@ mod tests {
     #[test]
     fn stays_within_its_budget_by_evicting_the_oldest() {
         let first = document();
-        let size = first.body().len();
+        let size = first.body().len() + ENTRY_OVERHEAD;
         let fragments = Fragments::new(size * 3);
         let docs: Vec<_> = std::iter::once(first)
             .chain((0..9).map(|_| document()))
