@@ -11,7 +11,7 @@ use actix_web::dev::ServerHandle;
 use cache::CachedRepository;
 use storage::Storage;
 
-pub use runtime::{IoRuntime, OnRuntime};
+pub use runtime::IoRuntime;
 pub use settings::{LogFormat, Settings, SettingsError};
 pub use telemetry::init_logging;
 
@@ -55,23 +55,20 @@ async fn connect_storage(settings: Settings) -> Result<Storage, StartupError> {
         })
 }
 
-/// What HTTP serves: the cache, in front of the database on its own I/O
-/// runtime. The cache runs on the HTTP workers (each with its own Redis
-/// connection, see the cache crate), so a hit never leaves the worker; a
-/// database call always runs on the I/O runtime.
-type Served = CachedRepository<OnRuntime<Storage>>;
-
-/// Connects the database on a new I/O runtime, so that every connection its
-/// pool opens is driven there, and puts the cache in front of it.
-async fn repository_on_runtime(settings: &Settings) -> Result<(IoRuntime, Served), StartupError> {
+/// Builds the repository with its database connected on a new I/O runtime:
+/// the storage runs every operation on the runtime it was connected on. The
+/// cache runs on the HTTP workers (each with its own Redis connection, see
+/// the cache crate), so a hit never leaves its worker.
+async fn repository_on_runtime(
+    settings: &Settings,
+) -> Result<(IoRuntime, AppRepository), StartupError> {
     let runtime = IoRuntime::new().map_err(StartupError::Runtime)?;
-    let handle = runtime.handle();
-    let storage = handle
+    let storage = runtime
+        .handle()
         .spawn(connect_storage(settings.clone()))
         .await
         .map_err(|error| StartupError::Runtime(std::io::Error::other(error)))??;
-    let repository =
-        CachedRepository::new(OnRuntime::new(storage, handle), settings.cache.clone())?;
+    let repository = CachedRepository::new(storage, settings.cache.clone())?;
     Ok((runtime, repository))
 }
 
@@ -82,7 +79,7 @@ fn bind(settings: &Settings) -> Result<TcpListener, StartupError> {
 
 fn serve(
     settings: &Settings,
-    repository: Served,
+    repository: AppRepository,
     listener: TcpListener,
 ) -> Result<actix_web::dev::Server, StartupError> {
     let address = listener.local_addr().map_or_else(

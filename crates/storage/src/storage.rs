@@ -63,6 +63,11 @@ struct Inner {
     /// hangs (stopped, or a network that drops packets) is not: without
     /// this bound the request would wait for TCP to give up.
     budget: Duration,
+    /// The runtime `connect` ran on, where every operation runs. A socket is
+    /// driven by the runtime that opened it: pooled connections opened on a
+    /// caller's runtime (an HTTP worker's single-thread one) would stall
+    /// every other caller's queries whenever that runtime is busy.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Storage {
@@ -77,6 +82,7 @@ impl Storage {
                 pools,
                 fragments: Fragments::new(DEFAULT_BUDGET_BYTES),
                 budget: config.pool_timeout * 3,
+                runtime: tokio::runtime::Handle::current(),
             }),
         })
     }
@@ -84,7 +90,8 @@ impl Storage {
     /// The real number of orders and items (counted, not from the counters).
     pub async fn count(&self) -> Result<(u64, u64), RepoError> {
         let storage = self.clone();
-        spawned(BULK_BUDGET, async move { ops::count(&storage).await }).await
+        self.spawned(BULK_BUDGET, async move { ops::count(&storage).await })
+            .await
     }
 
     pub(crate) fn pools(&self) -> &Pools {
@@ -94,23 +101,27 @@ impl Storage {
     pub(crate) fn fragments(&self) -> &Fragments {
         &self.inner.fragments
     }
-}
 
-/// Runs an operation as its own task: if the caller's future is dropped
-/// (a client went away, a timeout fired), the operation still runs to its
-/// end instead of stopping between two statements of a transaction. The
-/// caller waits at most `budget`, then hears that the database is
-/// unavailable while the task finishes (or fails) on its own. The task
-/// keeps the caller's span, so its log lines carry the request id.
-async fn spawned<T: Send + 'static>(
-    budget: Duration,
-    operation: impl Future<Output = Result<T, StorageError>> + Send + 'static,
-) -> Result<T, RepoError> {
-    let task = tokio::spawn(tracing::Instrument::in_current_span(operation));
-    match tokio::time::timeout(budget, task).await {
-        Ok(Ok(result)) => result.map_err(RepoError::from),
-        Ok(Err(error)) => Err(StorageError::Task(error).into()),
-        Err(_) => Err(StorageError::Timeout.into()),
+    /// Runs an operation as its own task, on the runtime that connected: if the caller's future is dropped
+    /// (a client went away, a timeout fired), the operation still runs to its
+    /// end instead of stopping between two statements of a transaction. The
+    /// caller waits at most `budget`, then hears that the database is
+    /// unavailable while the task finishes (or fails) on its own. The task
+    /// keeps the caller's span, so its log lines carry the request id.
+    fn spawned<T: Send + 'static>(
+        &self,
+        budget: Duration,
+        operation: impl Future<Output = Result<T, StorageError>> + Send + 'static,
+    ) -> impl Future<Output = Result<T, RepoError>> + Send + 'static {
+        let runtime = self.inner.runtime.clone();
+        async move {
+            let task = runtime.spawn(tracing::Instrument::in_current_span(operation));
+            match tokio::time::timeout(budget, task).await {
+                Ok(Ok(result)) => result.map_err(RepoError::from),
+                Ok(Err(error)) => Err(StorageError::Task(error).into()),
+                Err(_) => Err(StorageError::Timeout.into()),
+            }
+        }
     }
 }
 
@@ -121,7 +132,7 @@ impl OrderRepository for Storage {
         idempotency: Option<IdempotencyKey>,
     ) -> impl Future<Output = Result<Created, RepoError>> + Send {
         let storage = self.clone();
-        spawned(storage.inner.budget, async move {
+        self.spawned(self.inner.budget, async move {
             ops::create(&storage, order, idempotency).await
         })
     }
@@ -131,8 +142,8 @@ impl OrderRepository for Storage {
         id: OrderId,
     ) -> impl Future<Output = Result<Option<OrderDocument>, RepoError>> + Send {
         let storage = self.clone();
-        spawned(
-            storage.inner.budget,
+        self.spawned(
+            self.inner.budget,
             async move { ops::get(&storage, id).await },
         )
     }
@@ -142,7 +153,7 @@ impl OrderRepository for Storage {
         query: ListQuery,
     ) -> impl Future<Output = Result<ListDocument, RepoError>> + Send {
         let storage = self.clone();
-        spawned(storage.inner.budget, async move {
+        self.spawned(self.inner.budget, async move {
             ops::list(&storage, query).await
         })
     }
@@ -154,35 +165,36 @@ impl OrderRepository for Storage {
         expected: Option<Version>,
     ) -> impl Future<Output = Result<StatusUpdate, RepoError>> + Send {
         let storage = self.clone();
-        spawned(storage.inner.budget, async move {
+        self.spawned(self.inner.budget, async move {
             ops::update_status(&storage, id, status, expected).await
         })
     }
 
     fn delete(&self, id: OrderId) -> impl Future<Output = Result<bool, RepoError>> + Send {
         let storage = self.clone();
-        spawned(storage.inner.budget, async move {
-            ops::delete(&storage, id).await
-        })
+        self.spawned(
+            self.inner.budget,
+            async move { ops::delete(&storage, id).await },
+        )
     }
 
     fn reset(&self) -> impl Future<Output = Result<ResetOutcome, RepoError>> + Send {
         let storage = self.clone();
-        spawned(BULK_BUDGET, async move { ops::reset(&storage).await })
+        self.spawned(BULK_BUDGET, async move { ops::reset(&storage).await })
     }
 
     fn seed(&self, count: u64) -> impl Future<Output = Result<u64, RepoError>> + Send {
         let storage = self.clone();
-        spawned(BULK_BUDGET, async move { ops::seed(&storage, count).await })
+        self.spawned(BULK_BUDGET, async move { ops::seed(&storage, count).await })
     }
 
     /// `database_ok` when `SELECT 1` answers within two seconds. The check
     /// runs as its own task, so giving up on it cuts nothing short.
     fn health(&self) -> impl Future<Output = Health> + Send {
         let storage = self.clone();
+        // `spawned` already gives up after HEALTH_TIMEOUT.
+        let check = self.spawned(HEALTH_TIMEOUT, async move { ops::ping(&storage).await });
         async move {
-            // `spawned` already gives up after HEALTH_TIMEOUT.
-            let check = spawned(HEALTH_TIMEOUT, async move { ops::ping(&storage).await });
             let database_ok = check.await.is_ok();
             Health {
                 database_ok,
