@@ -27,3 +27,24 @@ pub enum CacheError {
     #[error("unexpected reply from Redis: {0}")]
     Reply(String),
 }
+
+impl CacheError {
+    /// Whether the connection the call used may be broken. An error reply
+    /// (say `INCR` of a value that is not a number) leaves it sound.
+    pub(crate) fn may_break_connection(&self) -> bool {
+        match self {
+            Self::Command(error) => {
+                error.is_unrecoverable_error()
+                    || error.is_io_error()
+                    || error.is_connection_dropped()
+                    || error.is_timeout()
+            }
+            Self::Timeout(_) => true,
+            Self::InvalidUrl(_)
+            | Self::Build(_)
+            | Self::Connection(_)
+            | Self::CircuitOpen
+            | Self::Reply(_) => false,
+        }
+    }
+}

@@ -83,8 +83,8 @@ pub(crate) struct RedisCache {
     /// it lends). Per thread because a connection is driven by a task of
     /// the runtime that made it: an HTTP worker (a single-thread runtime)
     /// then reads its cache hits without waking any other thread, and no
-    /// worker waits on another's busy loop. Dropped on any failure, so the
-    /// next call makes a fresh one.
+    /// worker waits on another's busy loop. Dropped when a call fails in a
+    /// way that may have broken it, so the next call makes a fresh one.
     pinned: std::sync::Mutex<HashMap<ThreadId, MultiplexedConnection>>,
     near: NearLists,
     pub(crate) counters: Counters,
@@ -152,7 +152,9 @@ impl RedisCache {
         match &result {
             Ok(_) => self.breaker.succeeded(),
             Err(error) => {
-                self.unpin();
+                if error.may_break_connection() {
+                    self.unpin();
+                }
                 if let Some(space) = space {
                     self.counters.error(space);
                 }

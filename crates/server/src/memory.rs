@@ -5,7 +5,7 @@
 //! the bench's peak under 64 MiB (README, Performance):
 //!
 //! - Rust allocations go to jemalloc, compiled with two arenas and freed
-//!   pages returned at once (`JEMALLOC_SYS_WITH_MALLOC_CONF` in
+//!   pages returned at once (by the freeing thread: no background thread) (`JEMALLOC_SYS_WITH_MALLOC_CONF` in
 //!   `.cargo/config.toml`; `_RJEM_MALLOC_CONF` overrides it at run time).
 //!   glibc kept freed list bodies (230 KB each, rebuilt after every write)
 //!   in one fragmented arena per thread.

@@ -277,3 +277,44 @@ async fn a_write_that_could_not_invalidate_keeps_reads_off_the_cache_until_a_pur
     .await;
     assert!(redis.int("orders:detail-epoch") >= 1, "a full purge ran");
 }
+
+/// An error reply is Redis answering: the connection is sound and is kept.
+/// One thread, so that every call uses the same per-thread connection.
+#[tokio::test(flavor = "current_thread")]
+async fn an_error_reply_keeps_the_connection() {
+    let Some(server) = RedisProcess::start() else {
+        return;
+    };
+    let look = server.client();
+    let repo = cached(CacheConfig {
+        redis_url: server.url(),
+        ..look.config()
+    });
+    let alice = create(&repo, "Alice").await;
+    let connections = look.info("stats", "total_connections_received");
+
+    // INCR of the version now fails with an error reply.
+    look.set("orders:list:version", b"not a number");
+    let errors = repo.stats().cache.unwrap().list.errors;
+    shipped(&repo, alice.id()).await;
+    assert!(repo.stats().cache.unwrap().list.errors > errors);
+    // The failed invalidation made the cache dirty; wait for the purge and
+    // a hit, all of which use the connection again.
+    look.del("orders:list:version");
+    eventually(
+        Duration::from_secs(30),
+        "the cache is used again",
+        async || {
+            let before = repo.stats().cache.unwrap().list.hits;
+            repo.list(ListQuery::default()).await.unwrap();
+            repo.stats().cache.unwrap().list.hits > before
+        },
+    )
+    .await;
+
+    assert_eq!(
+        look.info("stats", "total_connections_received"),
+        connections,
+        "the cache reconnected after an error reply"
+    );
+}
