@@ -71,6 +71,7 @@ impl ApiError {
                 403 => "forbidden",
                 404 => "not_found",
                 405 => "method_not_allowed",
+                406 => "not_acceptable",
                 408 => "request_timeout",
                 411 => "length_required",
                 413 => "payload_too_large",

@@ -3,6 +3,7 @@
 
 mod admin;
 mod body;
+mod compression;
 mod conditional;
 mod error;
 mod input;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::http::header;
-use actix_web::middleware::Compress;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use domain::OrderRepository;
 
@@ -113,7 +114,7 @@ pub fn serve<R: OrderRepository>(
             }))
             .configure(configure::<R>)
             .default_service(web::to(not_found))
-            .wrap(Compress::default())
+            .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))
             .wrap_fn(telemetry::observe)
     })

@@ -265,6 +265,29 @@ async fn large_responses_are_compressed_for_clients_that_accept_it() {
     assert!(!plain.contains("content-encoding"), "{plain}");
 }
 
+#[tokio::test]
+async fn responses_under_one_kib_are_sent_as_they_are() {
+    let app = TestApp::sqlite().await;
+    let order = app.create("Alice").await;
+    let path = format!("/orders/{}", order["order_id"].as_str().unwrap());
+    for encoding in ["gzip", "br", "gzip, deflate, br, zstd"] {
+        let (head, body) = raw_get(
+            app.server.port,
+            &path,
+            &format!("Accept-Encoding: {encoding}\r\n"),
+        );
+        assert!(body.len() < 1024, "a small order: {} bytes", body.len());
+        assert_eq!(header(&head, "content-encoding"), None, "{head}");
+        assert_eq!(
+            header(&head, "content-length"),
+            Some(body.len().to_string().as_str()),
+            "{head}"
+        );
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent, order);
+    }
+}
+
 /// The status line and headers of a GET, lower-cased, and the body as sent,
 /// read over a plain socket so that no client library rewrites them.
 fn raw_get(port: u16, path: &str, extra_headers: &str) -> (String, Vec<u8>) {
