@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::web::Data;
-use actix_web::{Error, ResponseError};
+use actix_web::{Error, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
 use tracing::Instrument;
@@ -75,7 +76,7 @@ where
                     );
                 }
                 tracing::info!(target: "access", route = "unmatched", status = status.as_u16());
-                return Err(ApiError::Status(status).into());
+                return Err(Refused { status, id }.into());
             }
         };
         let route = response
@@ -97,6 +98,27 @@ where
         Ok(response)
     }
     .instrument(span)
+}
+
+/// A middleware's refusal, answered as JSON with the request's id (the
+/// request itself is gone, so the header goes with the error).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", ApiError::Status(*.status))]
+struct Refused {
+    status: StatusCode,
+    id: HeaderValue,
+}
+
+impl ResponseError for Refused {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = ApiError::Status(self.status).error_response();
+        response.headers_mut().insert(REQUEST_ID, self.id.clone());
+        response
+    }
 }
 
 /// An error response whose body is not JSON (actix's own 404/405, a
@@ -126,8 +148,6 @@ fn json_error_body(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBod
 
 #[cfg(test)]
 mod tests {
-    use actix_web::HttpResponse;
-    use actix_web::http::StatusCode;
     use actix_web::test::TestRequest;
 
     use super::*;
@@ -154,5 +174,45 @@ mod tests {
             json_error_body(fine).headers().get(header::CONTENT_TYPE),
             None
         );
+    }
+
+    #[actix_web::test]
+    async fn a_middlewares_error_is_answered_as_json_with_the_request_id() {
+        use actix_web::test::{init_service, try_call_service};
+        use actix_web::{App, web};
+
+        let app = init_service(
+            App::new()
+                .route("/", web::get().to(HttpResponse::Ok))
+                .wrap_fn(|req, srv| {
+                    let refused = req.headers().contains_key("x-refuse");
+                    let response = srv.call(req);
+                    async move {
+                        if refused {
+                            Err(actix_web::error::ErrorBadRequest("refused"))
+                        } else {
+                            response.await
+                        }
+                    }
+                })
+                .wrap_fn(observe),
+        )
+        .await;
+        let request = TestRequest::get()
+            .insert_header(("x-refuse", "1"))
+            .insert_header((REQUEST_ID, "req-7"))
+            .to_request();
+        // actix turns the error into its response after the middlewares.
+        let Err(error) = try_call_service(&app, request).await else {
+            panic!("the request was refused");
+        };
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers().get(REQUEST_ID).unwrap(), "req-7");
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "bad_request");
     }
 }
