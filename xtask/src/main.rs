@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use server::settings::Settings;
+use xtask::bench::server::ServerCommand;
 use xtask::bench::{self, Backend, BenchOptions, Part};
 use xtask::loadtest::{self, LoadtestOptions, ScenarioKind};
 use xtask::{XtaskError, clear, redis_reset, seed};
@@ -39,6 +40,10 @@ enum Command {
     /// server to start as a child process.
     #[command(hide = true)]
     Serve,
+    /// Run the ceiling (plain actix-web sending FILE's bytes) from this
+    /// binary, for the same reason.
+    #[command(hide = true)]
+    Ceiling { file: PathBuf },
 }
 
 #[derive(Args)]
@@ -96,6 +101,10 @@ struct BenchArgs {
     /// Use this server binary instead of building the release one.
     #[arg(long)]
     server_binary: Option<PathBuf>,
+    /// With --server-binary: the ceiling's binary (plain actix-web) to
+    /// measure beside it; without, the release build's is used.
+    #[arg(long, requires = "server_binary")]
+    ceiling_binary: Option<PathBuf>,
     /// Where the markdown and JSON results go.
     #[arg(long)]
     output_dir: Option<PathBuf>,
@@ -191,12 +200,8 @@ async fn run(command: Command) -> Result<ExitCode, XtaskError> {
                 cold_backends: args.cold_backends,
                 redis_url: args.redis_url,
                 mysql_server: args.mysql_server,
-                server_command: args
-                    .server_binary
-                    .map(|program| bench::server::ServerCommand {
-                        program,
-                        args: Vec::new(),
-                    }),
+                server_command: args.server_binary.map(ServerCommand::bare),
+                ceiling_command: args.ceiling_binary.map(ServerCommand::bare),
                 output_dir: args
                     .output_dir
                     .unwrap_or_else(|| bench::workspace_root().join("bench-results")),
@@ -225,6 +230,9 @@ async fn run(command: Command) -> Result<ExitCode, XtaskError> {
             server::init_logging(&settings.log);
             server::run(settings).await?;
         }
+        Command::Ceiling { file } => ceiling::run(&file)
+            .await
+            .map_err(|e| XtaskError::io(format!("serving {}", file.display()), e))?,
     }
     Ok(ExitCode::SUCCESS)
 }

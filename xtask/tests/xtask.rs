@@ -430,16 +430,37 @@ async fn a_short_bench_measures_every_workload_without_errors() {
             program: PathBuf::from(env!("CARGO_BIN_EXE_xtask")),
             args: vec!["serve".to_owned()],
         }),
+        ceiling_command: Some(ServerCommand {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_xtask")),
+            args: vec!["ceiling".to_owned()],
+        }),
         output_dir: output.path().to_path_buf(),
     };
     let report = bench::run(&options).await.unwrap();
     let markdown = report.markdown();
     println!("{markdown}");
     assert_eq!(report.errors(), 0, "{markdown}");
-    let expected_sections = if mysql { 4 } else { 2 };
+    // The ceiling's section follows the cached ones.
+    let expected_sections = if mysql { 5 } else { 3 };
     assert_eq!(report.sections.len(), expected_sections, "{markdown}");
     let cached = &report.sections[0];
-    assert_eq!(cached.rows.len(), 7, "{markdown}");
+    assert_eq!(cached.rows.len(), 8, "{markdown}");
+    let ceiling = report
+        .sections
+        .iter()
+        .find(|s| s.title.starts_with("Plain actix-web"))
+        .unwrap();
+    assert_eq!(ceiling.rows.len(), 2, "{markdown}");
+    let cached_titles = if mysql { 2 } else { 1 };
+    assert_eq!(
+        ceiling
+            .notes
+            .iter()
+            .filter(|note| note.contains("the server's cached list at"))
+            .count(),
+        cached_titles,
+        "{markdown}"
+    );
     for row in report.sections.iter().flat_map(|s| &s.rows) {
         assert!(row.requests > 0, "{} made no request", row.workload);
         assert!(row.p99_ms >= row.p50_ms);

@@ -9,6 +9,7 @@
 //! so the bench reports the server's list against it.
 
 use std::net::TcpListener;
+use std::path::Path;
 
 use actix_web::dev::Server;
 use actix_web::http::header::ContentType;
@@ -42,6 +43,16 @@ pub fn serve(listener: TcpListener, body: Bytes) -> std::io::Result<Server> {
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Serves `file`'s bytes on `HOST`:`PORT` (127.0.0.1:8090 by default),
+/// as the bench starts the server, until SIGINT or SIGTERM.
+pub async fn run(file: &Path) -> std::io::Result<()> {
+    let body = Bytes::from(std::fs::read(file)?);
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8090".to_owned());
+    let listener = TcpListener::bind(format!("{host}:{port}"))?;
+    serve(listener, body)?.await
 }
 
 #[cfg(test)]

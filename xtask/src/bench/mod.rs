@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use domain::OrderId;
 use hyper::Method;
 
@@ -56,6 +57,10 @@ pub struct BenchOptions {
     pub mysql_server: String,
     /// A server to start as it is; otherwise the release build.
     pub server_command: Option<ServerCommand>,
+    /// The ceiling (plain actix-web, `xtask/ceiling`) to measure beside a
+    /// given `server_command`; with the release build, its release build.
+    /// Started with the file of bytes to send as a last argument.
+    pub ceiling_command: Option<ServerCommand>,
     pub output_dir: PathBuf,
 }
 
@@ -67,23 +72,27 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `cargo build --release -p server`, and where it put the binary.
-pub fn build_release_server() -> Result<PathBuf, XtaskError> {
+/// `cargo build --release -p server -p ceiling`, and where it put the
+/// server's binary and the ceiling's.
+pub fn build_release() -> Result<(PathBuf, PathBuf), XtaskError> {
+    const ARGS: [&str; 6] = ["build", "--release", "-p", "server", "-p", "ceiling"];
     let root = workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "server"])
+        .args(ARGS)
         .current_dir(&root)
         .status()
-        .map_err(|e| XtaskError::io("running cargo build --release -p server", e))?;
+        .map_err(|e| XtaskError::io(format!("running cargo {}", ARGS.join(" ")), e))?;
     if !status.success() {
         return Err(XtaskError::Failed(format!(
-            "cargo build --release -p server: {status}"
+            "cargo {}: {status}",
+            ARGS.join(" ")
         )));
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    Ok(target.join("release").join("server"))
+    let release = target.join("release");
+    Ok((release.join("server"), release.join("ceiling")))
 }
 
 const GENERATOR: &str = "one thread (a current-thread tokio runtime) driving keep-alive HTTP/1.1 \
@@ -249,13 +258,14 @@ impl Run<'_> {
         Ok((row, result))
     }
 
-    /// The cached workloads on one database.
+    /// The cached workloads on one database, and the list body they read
+    /// (1,000 orders).
     async fn cached_section(
         &self,
         title: &str,
         label: &str,
         database_url: &str,
-    ) -> Result<Section, XtaskError> {
+    ) -> Result<(Section, Bytes), XtaskError> {
         println!("{title}");
         let server = self.start(label, database_url, true).await?;
         let connections = self.options.connections;
@@ -274,6 +284,15 @@ impl Run<'_> {
                 Repeat::new(workloads::DETAIL, detail_ids.clone(), c)
             })
             .await?;
+        let detail_ids = ids.clone();
+        let (detail_browser, _) = self
+            .measure(
+                &server,
+                "cached GET /orders/{id}, browser Accept-Encoding",
+                connections,
+                move |c| Repeat::new(workloads::DETAIL_BROWSER, detail_ids.clone(), c),
+            )
+            .await?;
         let (list, _) = self
             .measure(
                 &server,
@@ -282,6 +301,7 @@ impl Run<'_> {
                 |c| Repeat::new(workloads::LIST, Arc::default(), c),
             )
             .await?;
+        let list_body = self.list_body(&server).await?;
         let (list_gzip, _) = self
             .measure(
                 &server,
@@ -333,10 +353,92 @@ impl Run<'_> {
             mixed.requests_per_second, mixed.p99_ms
         ));
         notes.extend(lifetime_peak.map(rss_note));
-        rows.extend([healthz, detail, list, list_gzip, create, status, mixed]);
-        Ok(Section {
+        rows.extend([
+            healthz,
+            detail,
+            detail_browser,
+            list,
+            list_gzip,
+            create,
+            status,
+            mixed,
+        ]);
+        let section = Section {
             title: title.to_owned(),
             rows,
+            notes,
+        };
+        Ok((section, list_body))
+    }
+
+    /// `GET /orders` as the cached list workload received it.
+    async fn list_body(&self, server: &ServerProcess) -> Result<Bytes, XtaskError> {
+        let call = Call::get(workloads::LIST, "/orders");
+        let (status, body) = request_once(server.addr, &call, &[], Duration::from_secs(30))
+            .await
+            .map_err(|e| XtaskError::io("GET /orders", e))?;
+        contract::expect_status(status, 200)
+            .map_err(|e| XtaskError::Failed(format!("reading the list: {e}")))?;
+        Ok(body)
+    }
+
+    /// The ceiling (`xtask/ceiling`: plain actix-web) sending the cached
+    /// list's bytes from memory, against the server's figures of `cached`.
+    async fn ceiling_section(
+        &self,
+        command: &ServerCommand,
+        list_body: &Bytes,
+        cached: &[Section],
+    ) -> Result<Section, XtaskError> {
+        let title = "Plain actix-web, the same list bytes from memory";
+        println!("{title}");
+        let file = self.workdir.join("list.json");
+        std::fs::write(&file, list_body)
+            .map_err(|e| XtaskError::io(format!("writing {}", file.display()), e))?;
+        let mut command = command.clone();
+        command.args.push(file.display().to_string());
+        let log = self.options.output_dir.join("ceiling.log");
+        let ceiling = ServerProcess::start(&command, self.workdir, &[], log).await?;
+        let connections = self.options.connections;
+        let (trivial, _) = self
+            .measure(&ceiling, "trivial handler", connections, |_| {
+                Repeat::new(workloads::HEALTHZ, Arc::default(), 0)
+            })
+            .await?;
+        let kib = list_body.len() / 1024;
+        let (body, _) = self
+            .measure(
+                &ceiling,
+                &format!("{kib} KiB list body"),
+                connections,
+                |c| Repeat::new(workloads::CEILING_BODY, Arc::default(), c),
+            )
+            .await?;
+        ceiling.stop();
+        let mut notes = vec![format!(
+            "the {kib} KiB list from memory at {:.0}% of the trivial handler's requests/s",
+            100.0 * body.requests_per_second / trivial.requests_per_second.max(1e-9)
+        )];
+        for section in cached {
+            let list = section.rows.iter().find(|row| {
+                row.workload
+                    .starts_with("cached GET /orders (1,000 orders)")
+            });
+            if let Some(list) = list {
+                notes.push(format!(
+                    "{}: the server's cached list at {:.0}% of these bytes' requests/s",
+                    section.title,
+                    100.0 * list.requests_per_second / body.requests_per_second.max(1e-9)
+                ));
+            }
+        }
+        notes.push(
+            "no handler, no cache, no middleware: what any actix-web handler can reach here"
+                .to_owned(),
+        );
+        Ok(Section {
+            title: title.to_owned(),
+            rows: vec![trivial, body],
             notes,
         })
     }
@@ -397,19 +499,28 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let server = match &options.server_command {
-        // The server starts in a temp directory: a relative path would
-        // resolve there.
-        Some(command) => ServerCommand {
+    // The server starts in a temp directory: a relative path would resolve
+    // there.
+    let absolute = |command: &ServerCommand| -> Result<ServerCommand, XtaskError> {
+        Ok(ServerCommand {
             program: std::path::absolute(&command.program).map_err(|e| {
                 XtaskError::io(format!("resolving {}", command.program.display()), e)
             })?,
             args: command.args.clone(),
-        },
-        None => ServerCommand {
-            program: build_release_server()?,
-            args: Vec::new(),
-        },
+        })
+    };
+    let (server, ceiling) = match &options.server_command {
+        Some(command) => (
+            absolute(command)?,
+            options.ceiling_command.as_ref().map(absolute).transpose()?,
+        ),
+        None => {
+            let (server, ceiling) = build_release()?;
+            (
+                ServerCommand::bare(server),
+                Some(ServerCommand::bare(ceiling)),
+            )
+        }
     };
     let workdir = TempDir::new("orders-bench")?;
     let run = Run {
@@ -421,15 +532,17 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
     };
     let mut sections = Vec::new();
 
+    let mut list_body = None;
     if options.parts.contains(&Part::Sqlite) {
-        sections.push(
-            run.cached_section(
+        let (section, body) = run
+            .cached_section(
                 "SQLite, cache on, 1,000 orders",
                 "sqlite",
                 &workdir.sqlite_url("bench.db"),
             )
-            .await?,
-        );
+            .await?;
+        sections.push(section);
+        list_body = Some(body);
     }
     if options.parts.contains(&Part::Mysql) {
         let database = ScratchDatabase::create(&options.mysql_server, "orders_bench").await?;
@@ -437,7 +550,17 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
             .cached_section("MariaDB, cache on, 1,000 orders", "mysql", &database.url())
             .await;
         database.drop_database().await?;
-        sections.push(section?);
+        let (section, body) = section?;
+        sections.push(section);
+        list_body.get_or_insert(body);
+    }
+    match (&ceiling, &list_body) {
+        (Some(ceiling), Some(body)) => {
+            let section = run.ceiling_section(ceiling, body, &sections).await?;
+            sections.push(section);
+        }
+        (None, Some(_)) => println!("no ceiling binary given: plain actix-web not measured"),
+        (_, None) => {}
     }
     if options.parts.contains(&Part::Cold) {
         for backend in &options.cold_backends {

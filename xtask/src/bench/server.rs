@@ -20,6 +20,15 @@ pub struct ServerCommand {
     pub args: Vec<String>,
 }
 
+impl ServerCommand {
+    pub fn bare(program: PathBuf) -> Self {
+        Self {
+            program,
+            args: Vec::new(),
+        }
+    }
+}
+
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,

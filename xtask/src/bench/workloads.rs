@@ -16,6 +16,11 @@ pub const HEALTHZ: &str = "GET /healthz";
 pub const LIST: &str = "GET /orders";
 pub const LIST_GZIP: &str = "GET /orders, gzip";
 pub const DETAIL: &str = "GET /orders/{id}";
+pub const DETAIL_BROWSER: &str = "GET /orders/{id}, browser";
+/// The ceiling's fixed bytes ([`ceiling::BODY`]).
+pub const CEILING_BODY: &str = "GET /body";
+/// What browsers send: every order goes out as it is (under 1 KiB).
+const BROWSER_ENCODINGS: &str = "gzip, deflate, br, zstd";
 pub const CREATE: &str = "POST /orders";
 pub const STATUS: &str = "PATCH /orders/{id}/status";
 pub const DELETE: &str = "DELETE /orders/{id}";
@@ -69,6 +74,11 @@ impl Conversation for Repeat {
                 let id = self.some_id();
                 Call::get(DETAIL, format!("/orders/{id}"))
             }
+            DETAIL_BROWSER => {
+                let id = self.some_id();
+                Call::get(DETAIL_BROWSER, format!("/orders/{id}")).accepting(BROWSER_ENCODINGS)
+            }
+            CEILING_BODY => Call::get(CEILING_BODY, ceiling::BODY),
             CREATE => create_call(&mut self.rng),
             STATUS => {
                 let id = self.some_id();
