@@ -88,6 +88,7 @@ fn authorize<R>(
         (status = 200, description = "Every order deleted", body = crate::openapi::ResetResult),
         (status = 401, description = "Wrong or missing password", body = crate::openapi::Error),
         (status = 403, description = "ADMIN_PASSWORD is not set", body = crate::openapi::Error),
+        (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]
 pub async fn reset<R: OrderRepository>(
@@ -112,6 +113,7 @@ pub async fn reset<R: OrderRepository>(
         (status = 400, description = "count missing or out of 1..=100000", body = crate::openapi::Error),
         (status = 401, description = "Wrong or missing password", body = crate::openapi::Error),
         (status = 403, description = "ADMIN_PASSWORD is not set", body = crate::openapi::Error),
+        (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]
 pub async fn seed<R: OrderRepository>(

@@ -145,4 +145,48 @@ mod tests {
         let domain: Vec<&str> = domain::OrderStatus::ALL.map(|s| s.as_str()).to_vec();
         assert_eq!(documented, domain);
     }
+
+    /// Conditional requests and idempotent creation are told by headers; a
+    /// client generated from the document needs them.
+    #[test]
+    fn conditional_and_idempotency_headers_are_documented() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let operation = |path: &str, method: &str| doc["paths"][path][method].clone();
+        let header_params = |path: &str, method: &str| -> Vec<String> {
+            operation(path, method)["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "header")
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let response_headers = |path: &str, method: &str, status: &str| -> Vec<String> {
+            operation(path, method)["responses"][status]["headers"]
+                .as_object()
+                .map(|headers| headers.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        for (path, method, status) in [
+            ("/orders", "get", "200"),
+            ("/orders/{order_id}", "get", "200"),
+            ("/orders", "post", "201"),
+            ("/orders/{order_id}/status", "patch", "200"),
+        ] {
+            assert!(
+                response_headers(path, method, status).contains(&"ETag".to_owned()),
+                "{method} {path}"
+            );
+        }
+        for path in ["/orders", "/orders/{order_id}"] {
+            assert!(header_params(path, "get").contains(&"If-None-Match".to_owned()));
+        }
+        assert!(
+            header_params("/orders/{order_id}/status", "patch").contains(&"If-Match".to_owned())
+        );
+        assert!(header_params("/orders", "post").contains(&"Idempotency-Key".to_owned()));
+        assert!(
+            response_headers("/orders", "post", "201").contains(&"Idempotent-Replayed".to_owned())
+        );
+    }
 }

@@ -52,9 +52,11 @@ fn json(mut response: HttpResponseBuilder, etag: String) -> HttpResponseBuilder 
         ("limit" = Option<u16>, Query, description = "Page size, 1 to 1000: asks for keyset pagination"),
         ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
         ("status" = Option<String>, Query, description = "Only orders in this status"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier response: 304 while it is still current"),
     ),
     responses(
-        (status = 200, description = "Orders, newest first", body = crate::openapi::OrderList),
+        (status = 200, description = "Orders, newest first", body = crate::openapi::OrderList,
+         headers(("ETag" = String, description = "Strong tag of the list's bytes"))),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 400, description = "Invalid parameter", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
@@ -92,9 +94,14 @@ pub async fn list<R: OrderRepository>(
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 characters: a retry with the same key and body within 24 h returns the first response and creates nothing")),
     responses(
         (status = 201, description = "Created", body = crate::openapi::Order,
-         headers(("Location" = String, description = "/orders/{order_id}"))),
+         headers(
+             ("Location" = String, description = "/orders/{order_id}"),
+             ("ETag" = String, description = "The order's version, as a strong tag"),
+             ("Idempotent-Replayed" = String, description = "true when this is the stored response to an earlier request with the same Idempotency-Key"),
+         )),
         (status = 400, description = "Invalid order", body = crate::openapi::Error),
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Error),
+        (status = 415, description = "Content-Type other than JSON", body = crate::openapi::Error),
         (status = 422, description = "Idempotency-Key reused with another body", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
@@ -124,9 +131,13 @@ pub async fn create<R: OrderRepository>(
 
 #[utoipa::path(
     get, path = "/orders/{order_id}", tag = "orders",
-    params(("order_id" = String, Path, description = "The order's UUID")),
+    params(
+        ("order_id" = String, Path, description = "The order's UUID"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier response: 304 while it is still current"),
+    ),
     responses(
-        (status = 200, description = "The order", body = crate::openapi::Order),
+        (status = 200, description = "The order", body = crate::openapi::Order,
+         headers(("ETag" = String, description = "The order's version, as a strong tag"))),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 404, description = "No such order", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
@@ -160,10 +171,13 @@ pub async fn get<R: OrderRepository>(
     ),
     request_body = crate::openapi::StatusChange,
     responses(
-        (status = 200, description = "The updated order", body = crate::openapi::Order),
+        (status = 200, description = "The updated order", body = crate::openapi::Order,
+         headers(("ETag" = String, description = "The order's new version, as a strong tag"))),
         (status = 400, description = "Missing or unknown status", body = crate::openapi::Error),
         (status = 404, description = "No such order", body = crate::openapi::Error),
         (status = 412, description = "The order changed since the ETag given in If-Match", body = crate::openapi::Error),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Error),
+        (status = 415, description = "Content-Type other than JSON", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]
