@@ -258,14 +258,16 @@ impl Run<'_> {
         Ok((row, result))
     }
 
-    /// The cached workloads on one database, and the list body they read
-    /// (1,000 orders).
+    /// The cached workloads on one database; with a `ceiling`, plain
+    /// actix-web sending the same list bytes, measured right after the
+    /// server's list so that both see the machine in the same state.
     async fn cached_section(
         &self,
         title: &str,
         label: &str,
         database_url: &str,
-    ) -> Result<(Section, Bytes), XtaskError> {
+        ceiling: Option<&ServerCommand>,
+    ) -> Result<Section, XtaskError> {
         println!("{title}");
         let server = self.start(label, database_url, true).await?;
         let connections = self.options.connections;
@@ -301,7 +303,13 @@ impl Run<'_> {
                 |c| Repeat::new(workloads::LIST, Arc::default(), c),
             )
             .await?;
-        let list_body = self.list_body(&server).await?;
+        let ceiling_rows = match ceiling {
+            Some(ceiling) => {
+                let list_body = self.list_body(&server).await?;
+                Some(self.ceiling_rows(label, ceiling, &list_body).await?)
+            }
+            None => None,
+        };
         let (list_gzip, _) = self
             .measure(
                 &server,
@@ -352,23 +360,23 @@ impl Run<'_> {
             "mixed: {:.0} requests/s, p99 {:.1} ms (goal on MariaDB: 1,100 requests/s or more, p99 under 50 ms)",
             mixed.requests_per_second, mixed.p99_ms
         ));
+        if let Some([trivial, bytes]) = &ceiling_rows {
+            notes.push(format!(
+                "plain actix-web sends the same list bytes from memory at {:.0}% of its trivial \
+                 handler's requests/s; the server's cached list is at {:.0}% of its rate",
+                100.0 * bytes.requests_per_second / trivial.requests_per_second.max(1e-9),
+                100.0 * list.requests_per_second / bytes.requests_per_second.max(1e-9),
+            ));
+        }
         notes.extend(lifetime_peak.map(rss_note));
-        rows.extend([
-            healthz,
-            detail,
-            detail_browser,
-            list,
-            list_gzip,
-            create,
-            status,
-            mixed,
-        ]);
-        let section = Section {
+        rows.extend([healthz, detail, detail_browser, list]);
+        rows.extend(ceiling_rows.into_iter().flatten());
+        rows.extend([list_gzip, create, status, mixed]);
+        Ok(Section {
             title: title.to_owned(),
             rows,
             notes,
-        };
-        Ok((section, list_body))
+        })
     }
 
     /// `GET /orders` as the cached list workload received it.
@@ -382,65 +390,41 @@ impl Run<'_> {
         Ok(body)
     }
 
-    /// The ceiling (`xtask/ceiling`: plain actix-web) sending the cached
-    /// list's bytes from memory, against the server's figures of `cached`.
-    async fn ceiling_section(
+    /// The ceiling (`xtask/ceiling`: plain actix-web, no handler or
+    /// middleware of ours) on its trivial handler and on `list_body` from
+    /// memory: what any actix-web handler can reach on this machine.
+    async fn ceiling_rows(
         &self,
+        label: &str,
         command: &ServerCommand,
         list_body: &Bytes,
-        cached: &[Section],
-    ) -> Result<Section, XtaskError> {
-        let title = "Plain actix-web, the same list bytes from memory";
-        println!("{title}");
-        let file = self.workdir.join("list.json");
+    ) -> Result<[Row; 2], XtaskError> {
+        let file = self.workdir.join(format!("list-{label}.json"));
         std::fs::write(&file, list_body)
             .map_err(|e| XtaskError::io(format!("writing {}", file.display()), e))?;
         let mut command = command.clone();
         command.args.push(file.display().to_string());
-        let log = self.options.output_dir.join("ceiling.log");
+        let log = self.options.output_dir.join(format!("ceiling-{label}.log"));
         let ceiling = ServerProcess::start(&command, self.workdir, &[], log).await?;
         let connections = self.options.connections;
         let (trivial, _) = self
-            .measure(&ceiling, "trivial handler", connections, |_| {
-                Repeat::new(workloads::HEALTHZ, Arc::default(), 0)
-            })
-            .await?;
-        let kib = list_body.len() / 1024;
-        let (body, _) = self
             .measure(
                 &ceiling,
-                &format!("{kib} KiB list body"),
+                "plain actix-web: trivial handler",
+                connections,
+                |_| Repeat::new(workloads::HEALTHZ, Arc::default(), 0),
+            )
+            .await?;
+        let (bytes, _) = self
+            .measure(
+                &ceiling,
+                "plain actix-web: the same list bytes",
                 connections,
                 |c| Repeat::new(workloads::CEILING_BODY, Arc::default(), c),
             )
             .await?;
         ceiling.stop();
-        let mut notes = vec![format!(
-            "the {kib} KiB list from memory at {:.0}% of the trivial handler's requests/s",
-            100.0 * body.requests_per_second / trivial.requests_per_second.max(1e-9)
-        )];
-        for section in cached {
-            let list = section.rows.iter().find(|row| {
-                row.workload
-                    .starts_with("cached GET /orders (1,000 orders)")
-            });
-            if let Some(list) = list {
-                notes.push(format!(
-                    "{}: the server's cached list at {:.0}% of these bytes' requests/s",
-                    section.title,
-                    100.0 * list.requests_per_second / body.requests_per_second.max(1e-9)
-                ));
-            }
-        }
-        notes.push(
-            "no handler, no cache, no middleware: what any actix-web handler can reach here"
-                .to_owned(),
-        );
-        Ok(Section {
-            title: title.to_owned(),
-            rows: vec![trivial, body],
-            notes,
-        })
+        Ok([trivial, bytes])
     }
 
     /// The cost of a keyset page with the cache off as the table grows.
@@ -532,35 +516,29 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
     };
     let mut sections = Vec::new();
 
-    let mut list_body = None;
     if options.parts.contains(&Part::Sqlite) {
-        let (section, body) = run
-            .cached_section(
+        sections.push(
+            run.cached_section(
                 "SQLite, cache on, 1,000 orders",
                 "sqlite",
                 &workdir.sqlite_url("bench.db"),
+                ceiling.as_ref(),
             )
-            .await?;
-        sections.push(section);
-        list_body = Some(body);
+            .await?,
+        );
     }
     if options.parts.contains(&Part::Mysql) {
         let database = ScratchDatabase::create(&options.mysql_server, "orders_bench").await?;
         let section = run
-            .cached_section("MariaDB, cache on, 1,000 orders", "mysql", &database.url())
+            .cached_section(
+                "MariaDB, cache on, 1,000 orders",
+                "mysql",
+                &database.url(),
+                ceiling.as_ref(),
+            )
             .await;
         database.drop_database().await?;
-        let (section, body) = section?;
-        sections.push(section);
-        list_body.get_or_insert(body);
-    }
-    match (&ceiling, &list_body) {
-        (Some(ceiling), Some(body)) => {
-            let section = run.ceiling_section(ceiling, body, &sections).await?;
-            sections.push(section);
-        }
-        (None, Some(_)) => println!("no ceiling binary given: plain actix-web not measured"),
-        (_, None) => {}
+        sections.push(section?);
     }
     if options.parts.contains(&Part::Cold) {
         for backend in &options.cold_backends {
