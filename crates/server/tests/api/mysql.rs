@@ -67,6 +67,8 @@ async fn pymysql_style_database_url() {
     })
     .await;
     flow(&app).await;
+    app.create("Proof").await;
+    assert_eq!(database.stored_orders(), 1, "written to MariaDB");
 }
 
 #[tokio::test]
@@ -86,4 +88,6 @@ async fn db_parts_override_the_url() {
     })
     .await;
     flow(&app).await;
+    app.create("Proof").await;
+    assert_eq!(database.stored_orders(), 1, "written to MariaDB");
 }

@@ -35,10 +35,11 @@ fn starts_on_a_fresh_directory_and_stops_gracefully_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    // A .env file is read; the environment wins over it.
+    // A .env file is read; the environment wins over it: were the .env's
+    // HOST used, the server would not answer on 127.0.0.1.
     std::fs::write(
         dir.path().join(".env"),
-        format!("PORT={port}\nCACHE_DISABLED=true\nHOST=0.0.0.0\n"),
+        format!("PORT={port}\nCACHE_DISABLED=true\nHOST=127.0.0.2\n"),
     )
     .unwrap();
     let mut child = Command::new(SERVER)

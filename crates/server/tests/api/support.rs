@@ -69,6 +69,22 @@ impl MysqlDatabase {
         Some(Self { name })
     }
 
+    /// Orders stored in this database, counted by the mysql client: proof
+    /// that a server wrote here and nowhere else.
+    pub fn stored_orders(&self) -> u64 {
+        let sql = format!("SELECT COUNT(*) FROM `{}`.orders", self.name);
+        let output = Command::new("mysql")
+            .args(["-h127.0.0.1", "-P3306", "-uroot", "-N", "-B", "-e", &sql])
+            .output()
+            .expect("the mysql client runs");
+        assert!(output.status.success(), "mysql -e {sql:?} failed");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     pub fn url_via(&self, port: u16) -> String {
         // prefer_socket=false: otherwise mysql_async switches to the Unix
         // socket after connecting, which would bypass a fault proxy.
