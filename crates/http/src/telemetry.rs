@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::web::Data;
 use actix_web::{Error, HttpResponse, ResponseError};
@@ -62,10 +61,11 @@ where
     async move {
         let mut response = match response.await {
             Ok(response) => json_error_body(response.map_into_boxed_body()),
-            Err(error) => {
-                // A middleware refused the request before any handler ran;
-                // the request is gone with it, so only the error is left to
-                // describe (as JSON) and to count.
+            Err(mut error) => {
+                // A middleware failed the request; the request is gone with
+                // it, so only the error is left to describe and to count.
+                // Its response keeps what other middlewares add to it (CORS
+                // headers), gets the JSON body and the request id.
                 let status = error.as_response_error().status_code();
                 if let Some(metrics) = metrics {
                     metrics.observe(
@@ -76,7 +76,12 @@ where
                     );
                 }
                 tracing::info!(target: "access", route = "unmatched", status = status.as_u16());
-                return Err(Refused { status, id }.into());
+                error.add_response_mapper(move |response| {
+                    let mut response = json_error(response);
+                    response.headers_mut().insert(REQUEST_ID, id.clone());
+                    response
+                });
+                return Err(error);
             }
         };
         let route = response
@@ -100,54 +105,50 @@ where
     .instrument(span)
 }
 
-/// A middleware's refusal, answered as JSON with the request's id (the
-/// request itself is gone, so the header goes with the error).
-#[derive(Debug, thiserror::Error)]
-#[error("{}", ApiError::Status(*.status))]
-struct Refused {
-    status: StatusCode,
-    id: HeaderValue,
-}
-
-impl ResponseError for Refused {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = ApiError::Status(self.status).error_response();
-        response.headers_mut().insert(REQUEST_ID, self.id.clone());
-        response
-    }
-}
-
 /// An error response whose body is not JSON (actix's own 404/405, a
 /// middleware's rejection) gets `{"error", "code"}` from its status; its
 /// other headers (such as `Allow`) are kept.
 fn json_error_body(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    if !needs_json(response.response()) {
+        return response;
+    }
+    let (request, original) = response.into_parts();
+    ServiceResponse::new(request, json_error(original))
+}
+
+fn needs_json(response: &HttpResponse) -> bool {
     let status = response.status();
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/json"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
-        return response;
+    !is_json && (status.is_client_error() || status.is_server_error())
+}
+
+/// [`json_error_body`] for a bare response.
+fn json_error(original: HttpResponse) -> HttpResponse {
+    if !needs_json(&original) {
+        return original;
     }
-    let (request, original) = response.into_parts();
-    let mut replacement = ApiError::Status(status).error_response();
+    let mut replacement = ApiError::Status(original.status()).error_response();
     for (name, value) in original.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+        // The body is new: its type, length and coding are the new one's.
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && name != header::CONTENT_ENCODING
+        {
             replacement
                 .headers_mut()
                 .append(name.clone(), value.clone());
         }
     }
-    ServiceResponse::new(request, replacement)
+    replacement
 }
 
 #[cfg(test)]
 mod tests {
+    use actix_web::http::StatusCode;
     use actix_web::test::TestRequest;
 
     use super::*;
@@ -189,7 +190,16 @@ mod tests {
                     let response = srv.call(req);
                     async move {
                         if refused {
-                            Err(actix_web::error::ErrorBadRequest("refused"))
+                            // As actix-cors marks the errors it passes on.
+                            let mut error = actix_web::error::ErrorBadRequest("refused");
+                            error.add_response_mapper(|mut response| {
+                                response.headers_mut().insert(
+                                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                                    HeaderValue::from_static("*"),
+                                );
+                                response
+                            });
+                            Err(error)
                         } else {
                             response.await
                         }
@@ -209,6 +219,14 @@ mod tests {
         let response = error.error_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(response.headers().get(REQUEST_ID).unwrap(), "req-7");
+        assert_eq!(
+            response
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .unwrap(),
+            "*",
+            "what other middlewares add is kept"
+        );
         let body = actix_web::body::to_bytes(response.into_body())
             .await
             .unwrap();
