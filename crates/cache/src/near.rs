@@ -1,5 +1,5 @@
 //! List bodies this process has already received, so that a hit does not
-//! move the whole body (230 KB for 1,000 orders) out of Redis again.
+//! move the whole body (320 KB for 1,000 orders) out of Redis again.
 //!
 //! A copy is used only when Redis confirms, in the same round trip that
 //! reads the current version, that the payload stored for that version is

@@ -1,7 +1,7 @@
 //! List bodies compressed once per list, not once per response.
 //!
-//! The `Compress` middleware compresses every response anew: for a cached
-//! 230 KB list that is far more work than serving it, and most clients ask
+//! A compression middleware compresses every response anew: for a cached
+//! 320 KB list that is far more work than serving it, and most clients ask
 //! for gzip (browsers, Python's requests as the original's users run it,
 //! curl --compressed). The list handler instead sends the gzip encoding
 //! kept with the list document (made on the first request that wants it),

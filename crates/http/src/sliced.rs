@@ -1,7 +1,7 @@
 //! Large response bodies handed to actix in slices.
 //!
 //! actix-http copies a response body into the connection's write buffer
-//! before writing it. Given a 230 KB list as one `Bytes`, the buffer grows
+//! before writing it. Given a 320 KB list as one `Bytes`, the buffer grows
 //! to hold all of it (reallocating, and copying, several times on the way)
 //! and keeps that size for the connection's life. Given slices, it writes
 //! each time the buffer passes 32 KiB, so the buffer stays small and hot in

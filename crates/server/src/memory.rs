@@ -7,7 +7,7 @@
 //! - Rust allocations go to jemalloc, compiled with two arenas and freed
 //!   pages returned at once (by the freeing thread: no background thread) (`JEMALLOC_SYS_WITH_MALLOC_CONF` in
 //!   `.cargo/config.toml`; `_RJEM_MALLOC_CONF` overrides it at run time).
-//!   glibc kept freed list bodies (230 KB each, rebuilt after every write)
+//!   glibc kept freed list bodies (320 KB each, rebuilt after every write)
 //!   in one fragmented arena per thread.
 //! - What is left on glibc's malloc is SQLite. It takes a global mutex
 //!   around every allocation anyway, but from whichever of the (up to 16)

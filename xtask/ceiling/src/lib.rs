@@ -4,9 +4,10 @@
 //! size" on a trivial actix-web app. This is that app: actix-web with its
 //! defaults (as many workers as cores), a trivial handler and one that
 //! sends fixed bytes from memory, nothing else: no routing of ours, no
-//! cache, no middleware. What it reaches for the cached list's exact bytes
-//! on the bench's machine is what any actix-web handler can reach there,
-//! so the bench reports the server's list against it.
+//! cache, no middleware, the whole body handed to actix at once. What it
+//! reaches for the cached list's exact bytes on the bench's machine is
+//! what the framework with its defaults does there, so the bench reports
+//! the server's list against it.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -16,8 +17,9 @@ use actix_web::http::header::ContentType;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use bytes::Bytes;
 
-/// The trivial handler (and readiness, as the bench waits for it).
+/// The trivial handler.
 pub const TRIVIAL: &str = "/healthz";
+/// Readiness, as the bench waits for it: as trivial.
 pub const READY: &str = "/readyz";
 /// The fixed bytes.
 pub const BODY: &str = "/body";

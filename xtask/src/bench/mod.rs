@@ -392,7 +392,8 @@ impl Run<'_> {
 
     /// The ceiling (`xtask/ceiling`: plain actix-web, no handler or
     /// middleware of ours) on its trivial handler and on `list_body` from
-    /// memory: what any actix-web handler can reach on this machine.
+    /// memory: what the framework with its defaults reaches on this
+    /// machine.
     async fn ceiling_rows(
         &self,
         label: &str,

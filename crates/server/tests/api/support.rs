@@ -70,14 +70,18 @@ impl MysqlDatabase {
     }
 
     /// Orders stored in this database, counted by the mysql client: proof
-    /// that a server wrote here and nowhere else.
+    /// that a server wrote here.
     pub fn stored_orders(&self) -> u64 {
         let sql = format!("SELECT COUNT(*) FROM `{}`.orders", self.name);
         let output = Command::new("mysql")
             .args(["-h127.0.0.1", "-P3306", "-uroot", "-N", "-B", "-e", &sql])
             .output()
             .expect("the mysql client runs");
-        assert!(output.status.success(), "mysql -e {sql:?} failed");
+        assert!(
+            output.status.success(),
+            "mysql -e {sql:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout)
             .unwrap()
             .trim()
