@@ -456,6 +456,12 @@ async fn a_short_bench_measures_every_workload_without_errors() {
             .any(|note| note.contains("the server's cached list is at")),
         "{markdown}"
     );
+    assert!(
+        cached.notes.iter().any(|note| {
+            note.starts_with("mixed by request kind:") && note.contains("PATCH /orders/{id}/status")
+        }),
+        "{markdown}"
+    );
     for row in report.sections.iter().flat_map(|s| &s.rows) {
         assert!(row.requests > 0, "{} made no request", row.workload);
         assert!(row.p99_ms >= row.p50_ms);

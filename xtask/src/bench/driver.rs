@@ -132,6 +132,27 @@ impl DriveResult {
         percentile_ms(&all, quantile)
     }
 
+    /// One line per request kind: its share of the requests, p50 and p99;
+    /// what a blended row's latency is made of.
+    pub fn by_kind(&self) -> String {
+        let total = self.requests().max(1) as f64;
+        self.kinds
+            .iter()
+            .map(|kind| {
+                let mut sorted = kind.latencies_us.clone();
+                sorted.sort_unstable();
+                format!(
+                    "{} {:.0}% p50 {:.1} ms p99 {:.1} ms",
+                    kind.kind,
+                    100.0 * sorted.len() as f64 / total,
+                    percentile_ms(&sorted, 0.50),
+                    percentile_ms(&sorted, 0.99),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     fn merge(&mut self, other: DriveResult) {
         for kind in other.kinds {
             match self.kinds.iter_mut().find(|k| k.kind == kind.kind) {
@@ -346,5 +367,29 @@ mod tests {
         assert_eq!(percentile_ms(&sorted, 1.0), 100.0);
         assert_eq!(percentile_ms(&[], 0.5), 0.0);
         assert_eq!(percentile_ms(&[7000], 0.01), 7.0);
+    }
+
+    #[test]
+    fn by_kind_gives_each_kind_its_share_and_latencies() {
+        let result = DriveResult {
+            elapsed: Duration::from_secs(1),
+            kinds: vec![
+                KindResult {
+                    kind: "GET /orders",
+                    latencies_us: vec![3000, 1000, 2000],
+                    errors: 0,
+                },
+                KindResult {
+                    kind: "POST /orders",
+                    latencies_us: vec![40_000],
+                    errors: 0,
+                },
+            ],
+            generator_cpu: None,
+        };
+        assert_eq!(
+            result.by_kind(),
+            "GET /orders 75% p50 2.0 ms p99 3.0 ms; POST /orders 25% p50 40.0 ms p99 40.0 ms"
+        );
     }
 }

@@ -339,7 +339,7 @@ impl Run<'_> {
             "mixed scenario, no waits ({} users)",
             self.options.mixed_users
         );
-        let (mixed, _) = self
+        let (mixed, mixed_kinds) = self
             .measure(&server, &mixed_title, self.options.mixed_users, Mixed::new)
             .await?;
         let lifetime_peak = server.lifetime_peak_rss_kib();
@@ -360,6 +360,7 @@ impl Run<'_> {
             "mixed: {:.0} requests/s, p99 {:.1} ms (goal on MariaDB: 1,100 requests/s or more, p99 under 50 ms)",
             mixed.requests_per_second, mixed.p99_ms
         ));
+        notes.push(format!("mixed by request kind: {}", mixed_kinds.by_kind()));
         if let Some([trivial, bytes]) = &ceiling_rows {
             notes.push(format!(
                 "plain actix-web sends the same list bytes from memory at {:.0}% of its trivial \
