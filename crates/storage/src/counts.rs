@@ -44,6 +44,25 @@ pub(crate) async fn apply<C: Queries>(
     Ok(())
 }
 
+/// Moves one order between two different statuses' rows of `shard`, in
+/// one statement. Its row locks are taken in primary key (status) order, as
+/// `apply` takes them.
+pub(crate) async fn move_one<C: Queries>(
+    conn: &mut C,
+    from: &'static str,
+    to: &'static str,
+    shard: i16,
+) -> Result<(), StorageError> {
+    debug_assert_ne!(from, to);
+    let touched = conn.move_count(from, to, shard).await?;
+    if touched != 2 {
+        return Err(StorageError::CorruptRow(format!(
+            "moving a count from {from} to {to} touched {touched} order_counts rows of shard {shard}"
+        )));
+    }
+    Ok(())
+}
+
 /// The number of orders (of one status).
 pub(crate) async fn total<C: Queries>(
     conn: &mut C,

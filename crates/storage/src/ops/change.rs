@@ -40,19 +40,7 @@ pub(crate) async fn update_status(
             .map(ItemRow::into_item)
             .collect();
         if old_status != status {
-            let moved = vec![
-                CountChange {
-                    status: old_status.as_str(),
-                    shard,
-                    delta: -1,
-                },
-                CountChange {
-                    status: status.as_str(),
-                    shard,
-                    delta: 1,
-                },
-            ];
-            counts::apply(conn, moved).await?;
+            counts::move_one(conn, old_status.as_str(), status.as_str(), shard).await?;
         }
         let updated = OrderRow {
             status: status.as_str().to_owned(),
