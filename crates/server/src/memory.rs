@@ -8,7 +8,11 @@
 //!   pages returned at once (by the freeing thread: no background thread) (`JEMALLOC_SYS_WITH_MALLOC_CONF` in
 //!   `.cargo/config.toml`; `_RJEM_MALLOC_CONF` overrides it at run time).
 //!   glibc kept freed list bodies (320 KB each, rebuilt after every write)
-//!   in one fragmented arena per thread.
+//!   in one fragmented arena per thread. Returning pages at once costs CPU:
+//!   each rebuilt list, and each Redis command carrying one, is written into
+//!   fresh pages (page faults and zeroing, about a tenth of the machine in a
+//!   perf of the mixed workload). A decay of 1 s or 250 ms saved most of it
+//!   but took the bench's SQLite mixed peak to 64-69 MiB, over the goal.
 //! - What is left on glibc's malloc is SQLite. It takes a global mutex
 //!   around every allocation anyway, but from whichever of the (up to 16)
 //!   blocking threads runs the query, each of which would get an arena of

@@ -21,6 +21,7 @@ mod schema;
 mod storage;
 mod transaction;
 mod url;
+mod write_gate;
 
 pub use error::StorageError;
 pub use storage::{Storage, StorageConfig};

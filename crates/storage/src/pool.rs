@@ -18,6 +18,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::write_gate::WriteGate;
 use crate::{DatabaseUrl, StorageConfig, StorageError};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -47,7 +48,8 @@ PRAGMA foreign_keys = ON;";
 const MYSQL_IDLE_PING_AFTER: Duration = Duration::from_secs(5);
 
 pub(crate) enum Pools {
-    Sqlite(Pool<SqliteConn>),
+    /// With the queue its write transactions wait in.
+    Sqlite(Pool<SqliteConn>, WriteGate),
     Mysql(Pool<MysqlConn>),
 }
 
@@ -120,7 +122,7 @@ impl Pools {
                 })
                 .await?
                 .map_err(StorageError::Migration)?;
-                Ok(Pools::Sqlite(pool))
+                Ok(Pools::Sqlite(pool, WriteGate::new(config.pool_timeout)))
             }
             DatabaseUrl::Mysql(url) => {
                 let mut manager_config = ManagerConfig::<MysqlConn>::default();
@@ -149,7 +151,7 @@ impl Pools {
 
     pub(crate) fn status(&self) -> deadpool::Status {
         match self {
-            Self::Sqlite(pool) => pool.status(),
+            Self::Sqlite(pool, _) => pool.status(),
             Self::Mysql(pool) => pool.status(),
         }
     }

@@ -33,7 +33,7 @@ pub(crate) fn retry_pause(attempt: u32) -> Duration {
 macro_rules! with_connection {
     ($pools:expr, |$conn:ident| $body:expr) => {
         match $pools {
-            $crate::pool::Pools::Sqlite(pool) => {
+            $crate::pool::Pools::Sqlite(pool, _) => {
                 let mut object = pool.get().await?;
                 let result = $crate::transaction::typed(async {
                     let $conn = &mut *object;
@@ -62,7 +62,7 @@ macro_rules! with_connection {
 macro_rules! read_transaction {
     ($pools:expr, |$conn:ident| $body:expr) => {
         match $pools {
-            $crate::pool::Pools::Sqlite(pool) => {
+            $crate::pool::Pools::Sqlite(pool, _) => {
                 let mut object = pool.get().await?;
                 let result = diesel_async::AsyncConnection::transaction(
                     &mut *object,
@@ -89,15 +89,17 @@ macro_rules! read_transaction {
 /// Runs `$body` in a write transaction. On SQLite it starts with `BEGIN
 /// IMMEDIATE`: a deferred transaction that reads and then writes fails with
 /// SQLITE_BUSY at its first write when another writer got in first, while
-/// an immediate one takes the write lock up front and waits for it under
-/// `busy_timeout`. On MySQL the whole transaction is retried when it loses a
+/// an immediate one takes the write lock up front. Writers of this process
+/// wait for their turn in the `WriteGate` first, so only other processes'
+/// writers are left to `busy_timeout`. On MySQL the whole transaction is retried when it loses a
 /// deadlock or a lock wait, which InnoDB resolves by rolling it back.
 ///
 /// The body may run more than once, so it borrows its inputs.
 macro_rules! write_transaction {
     ($pools:expr, |$conn:ident| $body:expr) => {
         match $pools {
-            $crate::pool::Pools::Sqlite(pool) => {
+            $crate::pool::Pools::Sqlite(pool, gate) => {
+                let _turn = gate.enter().await?;
                 let mut object = pool.get().await?;
                 let result = object
                     .immediate_transaction(async |$conn| -> Result<_, $crate::StorageError> {
