@@ -91,8 +91,9 @@ macro_rules! read_transaction {
 /// SQLITE_BUSY at its first write when another writer got in first, while
 /// an immediate one takes the write lock up front. Writers of this process
 /// wait for their turn in the `WriteGate` first, so only other processes'
-/// writers are left to `busy_timeout`. On MySQL the whole transaction is retried when it loses a
-/// deadlock or a lock wait, which InnoDB resolves by rolling it back.
+/// writers are left to `busy_timeout`. On MySQL the whole transaction is
+/// retried when it loses a deadlock or a lock wait, which InnoDB resolves
+/// by rolling it back.
 ///
 /// The body may run more than once, so it borrows its inputs.
 macro_rules! write_transaction {

@@ -5,7 +5,7 @@ use crate::models::{
     IdempotencyInsert, IdempotencyRow, ItemInsert, OrderInsert, fingerprint_to_column, item_inserts,
 };
 use crate::queries::Queries;
-use crate::transaction::{with_connection, write_transaction};
+use crate::transaction::write_transaction;
 use crate::{Storage, StorageError};
 
 /// How long a key protects against a duplicate create (API.md: 24 hours).
@@ -99,9 +99,10 @@ pub(crate) async fn create(
 }
 
 /// Best effort: the order is already stored, so a failure is only logged.
+/// A write like any other: on SQLite it waits for its turn with the rest.
 async fn purge_expired_keys(storage: &Storage, cutoff: i64) {
     let result: Result<usize, StorageError> = async {
-        with_connection!(storage.pools(), |conn| {
+        write_transaction!(storage.pools(), |conn| {
             let purged = conn.purge_idempotency(cutoff).await?;
             Ok(purged)
         })
