@@ -33,6 +33,10 @@ pub enum StorageError {
     Task(#[source] tokio::task::JoinError),
     #[error("the database did not answer in time")]
     Timeout,
+    /// A SQLite write waited longer than the pool timeout for the writes
+    /// queued ahead of it (see `write_gate`): a bigger pool would not help.
+    #[error("no turn to write in time: other SQLite writes were queued ahead")]
+    WriteQueue,
 }
 
 impl From<DieselError> for StorageError {
@@ -93,7 +97,7 @@ impl StorageError {
 
     fn is_unavailable(&self) -> bool {
         match self {
-            Self::Pool(_) | Self::Connect(_) | Self::Timeout => true,
+            Self::Pool(_) | Self::Connect(_) | Self::Timeout | Self::WriteQueue => true,
             // SQLite's busy_timeout ran out: the database is overloaded.
             Self::Query(DieselError::DatabaseError(_, info))
                 if info.message().contains("database is locked") =>

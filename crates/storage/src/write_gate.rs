@@ -13,8 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::managed::TimeoutType;
-use diesel_async::pooled_connection::deadpool::PoolError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::StorageError;
@@ -23,7 +21,7 @@ use crate::StorageError;
 pub(crate) struct WriteGate {
     turn: Arc<Semaphore>,
     /// The longest wait for a turn: the pool's, so that a writer stuck
-    /// behind a hung one fails as a busy pool would.
+    /// behind a hung one fails (503) as it would waiting for a connection.
     wait: Duration,
 }
 
@@ -40,7 +38,7 @@ impl WriteGate {
         match tokio::time::timeout(self.wait, self.turn.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; a timeout is the only way out.
-            Ok(Err(_)) | Err(_) => Err(PoolError::Timeout(TimeoutType::Wait).into()),
+            Ok(Err(_)) | Err(_) => Err(StorageError::WriteQueue),
         }
     }
 }
@@ -50,14 +48,11 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn writers_take_turns_and_a_long_wait_fails_as_a_busy_pool() {
+    async fn writers_take_turns_and_a_long_wait_fails() {
         let gate = WriteGate::new(Duration::from_millis(50));
         let first = gate.enter().await.unwrap();
         let error = gate.enter().await.unwrap_err();
-        assert!(
-            matches!(error, StorageError::Pool(PoolError::Timeout(_))),
-            "{error:?}"
-        );
+        assert!(matches!(error, StorageError::WriteQueue), "{error:?}");
         drop(first);
         let _second = gate.enter().await.unwrap();
     }

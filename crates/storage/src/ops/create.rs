@@ -88,7 +88,10 @@ pub(crate) async fn create(
         Outcome::Created => {
             storage.fragments().insert(&document);
             if key_row.is_some() && rand::random_ratio(1, PURGE_ONE_IN) {
-                purge_expired_keys(storage, fresh_after).await;
+                // Detached: best effort, and on SQLite it queues with the
+                // other writes, which this create's answer need not wait for.
+                let storage = storage.clone();
+                tokio::spawn(async move { purge_expired_keys(&storage, fresh_after).await });
             }
             Ok(Created {
                 document,
@@ -100,7 +103,8 @@ pub(crate) async fn create(
 
 /// Best effort: the order is already stored, so a failure is only logged.
 /// A write like any other: on SQLite it waits for its turn with the rest.
-async fn purge_expired_keys(storage: &Storage, cutoff: i64) {
+/// Returns how many keys went.
+async fn purge_expired_keys(storage: &Storage, cutoff: i64) -> Option<usize> {
     let result: Result<usize, StorageError> = async {
         write_transaction!(storage.pools(), |conn| {
             let purged = conn.purge_idempotency(cutoff).await?;
@@ -109,7 +113,61 @@ async fn purge_expired_keys(storage: &Storage, cutoff: i64) {
     }
     .await;
     match result {
-        Ok(purged) => tracing::debug!(purged, "purged expired idempotency keys"),
-        Err(error) => tracing::warn!(%error, "purging expired idempotency keys failed"),
+        Ok(purged) => {
+            tracing::debug!(purged, "purged expired idempotency keys");
+            Some(purged)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "purging expired idempotency keys failed");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::transaction::with_connection;
+    use crate::{DatabaseUrl, StorageConfig};
+
+    #[tokio::test]
+    async fn purge_removes_expired_keys_and_keeps_fresh_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StorageConfig::new(DatabaseUrl::Sqlite(dir.path().join("purge.db")));
+        config.pool_timeout = Duration::from_secs(5);
+        let storage = Storage::connect(&config).await.unwrap();
+        let key = |idem_key, created_at| IdempotencyInsert {
+            idem_key,
+            fingerprint: 1,
+            order_id: "0190a0b0-0000-7000-8000-000000000000",
+            response: b"{}",
+            created_at,
+        };
+        let cutoff = 1_000_000;
+        let stored: Result<(), StorageError> = async {
+            write_transaction!(storage.pools(), |conn| {
+                conn.insert_idempotency(&key("old", cutoff - 1)).await?;
+                conn.insert_idempotency(&key("fresh", cutoff)).await?;
+                Ok(())
+            })
+        }
+        .await;
+        stored.unwrap();
+
+        assert_eq!(purge_expired_keys(&storage, cutoff).await, Some(1));
+        let left: Result<_, StorageError> = async {
+            with_connection!(storage.pools(), |conn| {
+                Ok((
+                    conn.find_idempotency("old").await?,
+                    conn.find_idempotency("fresh").await?,
+                ))
+            })
+        }
+        .await;
+        let (old, fresh) = left.unwrap();
+        assert!(old.is_none());
+        assert!(fresh.is_some());
     }
 }
