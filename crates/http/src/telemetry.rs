@@ -109,9 +109,6 @@ where
 /// middleware's rejection) gets `{"error", "code"}` from its status; its
 /// other headers (such as `Allow`) are kept.
 fn json_error_body(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
-    if !needs_json(response.response()) {
-        return response;
-    }
     let (request, original) = response.into_parts();
     ServiceResponse::new(request, json_error(original))
 }

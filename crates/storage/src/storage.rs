@@ -216,3 +216,14 @@ impl OrderRepository for Storage {
         }
     }
 }
+
+/// A storage on a fresh SQLite file, for the crate's own tests; the
+/// directory lives as long as the returned guard.
+#[cfg(test)]
+pub(crate) async fn temp_sqlite(pool_timeout: Duration) -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StorageConfig::new(DatabaseUrl::Sqlite(dir.path().join("test.db")));
+    config.pool_timeout = pool_timeout;
+    let storage = Storage::connect(&config).await.unwrap();
+    (dir, storage)
+}

@@ -62,12 +62,9 @@ mod tests {
         use domain::{OrderId, OrderRepository, OrderStatus, RepoError, StatusUpdate};
 
         use crate::pool::Pools;
-        use crate::{DatabaseUrl, Storage, StorageConfig};
+        use crate::storage::temp_sqlite;
 
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = StorageConfig::new(DatabaseUrl::Sqlite(dir.path().join("gate.db")));
-        config.pool_timeout = Duration::from_millis(200);
-        let storage = Storage::connect(&config).await.unwrap();
+        let (_dir, storage) = temp_sqlite(Duration::from_millis(200)).await;
         let Pools::Sqlite(_, gate) = storage.pools() else {
             unreachable!("a SQLite url")
         };

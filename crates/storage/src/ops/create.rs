@@ -91,7 +91,9 @@ pub(crate) async fn create(
                 // Detached: best effort, and on SQLite it queues with the
                 // other writes, which this create's answer need not wait for.
                 let storage = storage.clone();
-                tokio::spawn(async move { purge_expired_keys(&storage, fresh_after).await });
+                tokio::spawn(tracing::Instrument::in_current_span(async move {
+                    purge_expired_keys(&storage, fresh_after).await
+                }));
             }
             Ok(Created {
                 document,
@@ -126,18 +128,14 @@ async fn purge_expired_keys(storage: &Storage, cutoff: i64) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+    use crate::StorageConfig;
+    use crate::storage::temp_sqlite;
     use crate::transaction::with_connection;
-    use crate::{DatabaseUrl, StorageConfig};
 
     #[tokio::test]
     async fn purge_removes_expired_keys_and_keeps_fresh_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = StorageConfig::new(DatabaseUrl::Sqlite(dir.path().join("purge.db")));
-        config.pool_timeout = Duration::from_secs(5);
-        let storage = Storage::connect(&config).await.unwrap();
+        let (_dir, storage) = temp_sqlite(StorageConfig::DEFAULT_POOL_TIMEOUT).await;
         let key = |idem_key, created_at| IdempotencyInsert {
             idem_key,
             fingerprint: 1,
