@@ -368,15 +368,23 @@ impl RedisCache {
             })
             .await;
         let reply = match plain {
-            Ok(Some(body)) => Ok(DetailReply::Hit(body)),
+            Ok(Some(body)) => match OrderDocument::from_rendered(id, body) {
+                Some(document) => Ok(DetailReply::Rendered(document)),
+                // Not bytes we rendered (the original service's body under
+                // the same key, say): the script treats it as a miss, so
+                // this reader takes the lease and its fill replaces it.
+                None => self.detail_read(id, detail_key).await,
+            },
             Ok(None) => self.detail_read(id, detail_key).await,
             Err(error) => Err(error),
         };
         let lookup = match reply {
+            Ok(DetailReply::Rendered(document)) => DetailLookup::Hit(document),
             Ok(DetailReply::Hit(body)) => match OrderDocument::from_rendered(id, body) {
                 Some(document) => DetailLookup::Hit(document),
                 None => {
-                    // Junk under our key (not bytes we rendered): drop it so
+                    // The script's test of the body passed and ours did not
+                    // (a version number too large to be real): drop it so
                     // the next reader can fill it, and read the database.
                     self.counters.error(Space::Detail);
                     let detail_key = self.keys.detail(id);
@@ -625,6 +633,9 @@ fn is_list_body(body: &[u8]) -> bool {
 }
 
 enum DetailReply {
+    /// A plain `GET` found bytes we rendered.
+    Rendered(OrderDocument),
+    /// The lease script found a body that looks like ours.
     Hit(Bytes),
     Miss(Lease),
 }

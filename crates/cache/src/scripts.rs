@@ -18,10 +18,16 @@ use deadpool_redis::redis::Script;
 /// hit, and the version for a miss is read before the database is, which is
 /// what keeps a late fill harmless. When the current payload's stamp is the
 /// one the caller holds, the payload is not sent again (nil with the stamp).
+/// A payload without a stamp is not ours (`LIST_STORE` writes both, with one
+/// TTL; the original service, which uses the same list keys, never writes a
+/// stamp), so it is a miss, and the fill overwrites it.
 const LIST_READ: &str = r"
 local version = redis.call('GET', KEYS[1]) or '0'
 local stamp = redis.call('GET', ARGV[3] .. version .. ARGV[2])
-if stamp and stamp == ARGV[4] then
+if not stamp then
+  return {version, false, false}
+end
+if stamp == ARGV[4] then
   return {version, false, stamp}
 end
 return {version, redis.call('GET', ARGV[1] .. version .. ARGV[2]), stamp}
@@ -50,9 +56,15 @@ return 1
 /// A hit returns `{1, payload}`. A miss returns `{0, holder, acquired,
 /// epoch}`: the lease is taken when nobody holds it (`acquired` = 1 and the
 /// holder is our token), otherwise `holder` is the other reader's token.
-const DETAIL_READ: &str = r"
+/// A body is ours only if it ends with `"version":N}`, as every order we
+/// render does (`version` is its last field, and inside a JSON string a
+/// quote is escaped, so no string value can make a body end so); the
+/// original service's bodies under the same key have no `version`. Anything
+/// else is a miss like an absent key: the lease is taken and the fill's
+/// `SET` replaces it.
+const DETAIL_READ: &str = r#"
 local body = redis.call('GET', KEYS[1])
-if body then
+if body and string.find(body, '"version":%d+}$') then
   return {1, body}
 end
 local holder = redis.call('GET', KEYS[2])
@@ -63,7 +75,7 @@ if not holder then
   acquired = 1
 end
 return {0, holder, acquired, redis.call('GET', KEYS[3]) or '0'}
-";
+"#;
 
 /// KEYS[1] detail key, KEYS[2] lease key, KEYS[3] epoch key; ARGV[1] our
 /// token, ARGV[2] the epoch seen when the lease was taken, ARGV[3] payload,
