@@ -18,7 +18,8 @@ impl Keys {
     }
 
     /// `{p}orders:list:version`: an integer, absent means 0, `INCR`ed after
-    /// every committed write.
+    /// every committed write. Read together with [`Keys::detail_epoch`],
+    /// which changes whenever this key is found missing.
     pub(crate) fn list_version(&self) -> String {
         format!("{}orders:list:version", self.prefix)
     }
@@ -63,8 +64,10 @@ impl Keys {
         format!("{}orders:detail-lease:{id}", self.prefix)
     }
 
-    /// `{p}orders:detail-epoch`: bumped by every full invalidation, so that
-    /// a fill that began before it cannot land after it.
+    /// `{p}orders:detail-epoch`: an integer that only ever takes fresh
+    /// random values, on every full invalidation and whenever a script finds
+    /// it or the list version missing, so that a fill that began before one
+    /// of those cannot land after it (lists and details alike).
     pub(crate) fn detail_epoch(&self) -> String {
         format!("{}orders:detail-epoch", self.prefix)
     }

@@ -11,7 +11,8 @@
 //! | `{p}orders:list:{v}:{canonical}` | other list queries ([`ListQuery::canonical`]) |
 //! | `{p}orders:detail:{order_id}` | `GET /orders/{id}` body |
 //! | `{p}orders:detail-lease:{order_id}` | token of the one reader allowed to fill that detail key (5 s) |
-//! | `{p}orders:detail-epoch` | integer, absent = 0; `INCR` by every full invalidation |
+//! | `{p}orders:list-stamp:{v}[:{canonical}]` | random name of the list payload beside it |
+//! | `{p}orders:detail-epoch` | a random integer, replaced by every full invalidation and whenever a script finds it or the version missing |
 //!
 //! Payloads expire after the TTL ± 10 %.
 //!
@@ -21,7 +22,10 @@
 //! - **list**: a reader reads the version *before* the database (one Lua
 //!   script reads the version and the payload under it). A reader that read
 //!   old rows read an old version, and stores (only if that version is still
-//!   current) under a key no later reader asks for.
+//!   current) under a key no later reader asks for. The version is read
+//!   with the epoch, which changes when Redis has lost the version, so a
+//!   number that comes round again after a restart is a new pair (see the
+//!   `scripts` module).
 //! - **detail**: on a miss the reader takes a lease (a random token) and
 //!   notes the epoch, in the same script; after the database read it stores
 //!   only if its lease is still there and the epoch unchanged. A writer,
@@ -220,13 +224,16 @@ impl<R: OrderRepository> OrderRepository for CachedRepository<R> {
         match cache.list_lookup(canonical.as_deref()).await {
             ListLookup::Hit(document) => Ok(document),
             ListLookup::Bypass => self.inner.list(query).await,
-            ListLookup::Miss { version } => {
-                // The version in the key keeps flights from spanning a
-                // write: a write bumps it before it returns.
-                let fill = || Arc::clone(cache).list_fill(Arc::clone(&self.inner), query, version);
+            ListLookup::Miss(generation) => {
+                // The generation in the key keeps flights from spanning a
+                // write (which bumps the version before it returns) or a
+                // loss of Redis's data (which comes with a new epoch).
+                let key = (generation.clone(), canonical);
+                let fill =
+                    || Arc::clone(cache).list_fill(Arc::clone(&self.inner), query, generation);
                 cache
                     .list_flights
-                    .run((version, canonical), fill)
+                    .run(key, fill)
                     .await
                     .map_err(flight::unshare)
             }

@@ -22,7 +22,7 @@ use crate::dirty::Dirty;
 use crate::flight::{Flights, Outcome};
 use crate::keys::Keys;
 use crate::near::NearLists;
-use crate::scripts::Scripts;
+use crate::scripts::{Scripts, fresh_epoch};
 use crate::stats::{Counters, Space};
 use crate::warnings::Warnings;
 use crate::{CacheConfig, CacheError};
@@ -41,10 +41,8 @@ const SCAN_BATCH: usize = 1000;
 /// What a list lookup found.
 pub(crate) enum ListLookup {
     Hit(ListDocument),
-    /// Not cached under `version`, the version read before the database.
-    Miss {
-        version: u64,
-    },
+    /// Not cached under the generation read before the database.
+    Miss(Generation),
     /// The cache must not be used for this read.
     Bypass,
 }
@@ -54,6 +52,16 @@ pub(crate) enum DetailLookup {
     Hit(OrderDocument),
     Miss(Lease),
     Bypass,
+}
+
+/// The list version and the epoch it was read under: a fill stores only
+/// while both are unchanged, and flights are keyed by both, since after a
+/// loss of Redis's data version numbers come round again under a new epoch
+/// (see the `scripts` module).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Generation {
+    epoch: String,
+    version: u64,
 }
 
 /// The fill right of a detail key as the lookup left it.
@@ -88,8 +96,8 @@ pub(crate) struct RedisCache {
     pinned: std::sync::Mutex<HashMap<ThreadId, MultiplexedConnection>>,
     near: NearLists,
     pub(crate) counters: Counters,
-    /// Keyed by (version read before the database, canonical query).
-    pub(crate) list_flights: Flights<(u64, Option<String>), ListDocument>,
+    /// Keyed by (generation read before the database, canonical query).
+    pub(crate) list_flights: Flights<(Generation, Option<String>), ListDocument>,
     /// Keyed by (order, lease token in force).
     pub(crate) detail_flights: Flights<(OrderId, String), Option<OrderDocument>>,
 }
@@ -241,7 +249,9 @@ impl RedisCache {
         let head = self.keys.list_head();
         let stamp_head = self.keys.list_stamp_head();
         let suffix = Keys::list_suffix(canonical);
+        let epoch_key = self.keys.detail_epoch();
         let held = self.near.stamp(&suffix);
+        let fresh = fresh_epoch();
         let reply = self
             .call(Some(Space::List), |mut conn| {
                 let (suffix, held) = (&suffix, &held);
@@ -249,23 +259,25 @@ impl RedisCache {
                     let mut invocation = self.scripts.list_read.prepare_invoke();
                     invocation
                         .key(&version_key)
+                        .key(&epoch_key)
                         .arg(&head)
                         .arg(suffix)
                         .arg(&stamp_head)
-                        .arg(held);
+                        .arg(held)
+                        .arg(&fresh);
                     invocation
-                        .invoke_async::<(String, Option<Bytes>, Option<String>)>(&mut conn)
+                        .invoke_async::<(String, String, Option<Bytes>, Option<String>)>(&mut conn)
                         .await
                 }
             })
             .await;
         let lookup = match reply {
-            Ok((version, body, stamp)) => match version.parse::<u64>() {
+            Ok((epoch, version, body, stamp)) => match version.parse::<u64>() {
                 Ok(version) => match (body, stamp) {
                     (None, Some(stamp)) => match self.near.body(&suffix, &stamp) {
                         Some(document) => ListLookup::Hit(document),
                         // Dropped since the stamp was read: fetch again.
-                        None => ListLookup::Miss { version },
+                        None => ListLookup::Miss(Generation { epoch, version }),
                     },
                     (Some(body), stamp) if is_list_body(&body) => {
                         let document = ListDocument::from_rendered(body);
@@ -276,7 +288,7 @@ impl RedisCache {
                     }
                     // Absent, or not a list body: filled (and overwritten)
                     // after the database read.
-                    _ => ListLookup::Miss { version },
+                    _ => ListLookup::Miss(Generation { epoch, version }),
                 },
                 Err(_) => {
                     self.counters.error(Space::List);
@@ -297,25 +309,26 @@ impl RedisCache {
     }
 
     /// The flight body of a list miss: the database read, then the store
-    /// under the version read before it (only if still current).
+    /// under the generation read before it (only if still current).
     pub(crate) fn list_fill<R: OrderRepository>(
         self: Arc<Self>,
         inner: Arc<R>,
         query: ListQuery,
-        version: u64,
+        generation: Generation,
     ) -> BoxFuture<'static, Outcome<ListDocument>> {
         async move {
             let document = inner.list(query).await.map_err(Arc::new)?;
-            self.list_store(query, version, &document).await;
+            self.list_store(query, &generation, &document).await;
             Ok(document)
         }
         .boxed()
     }
 
     /// A failed store only costs the next reader a database read.
-    async fn list_store(&self, query: ListQuery, version: u64, document: &ListDocument) {
+    async fn list_store(&self, query: ListQuery, generation: &Generation, document: &ListDocument) {
         let canonical = query.canonical();
         let version_key = self.keys.list_version();
+        let epoch_key = self.keys.detail_epoch();
         let head = self.keys.list_head();
         let suffix = Keys::list_suffix(canonical.as_deref());
         let ttl = self.ttl_millis();
@@ -329,9 +342,11 @@ impl RedisCache {
                     let mut invocation = self.scripts.list_store.prepare_invoke();
                     invocation
                         .key(&version_key)
+                        .key(&epoch_key)
                         .arg(&head)
                         .arg(suffix)
-                        .arg(version)
+                        .arg(generation.version)
+                        .arg(&generation.epoch)
                         .arg(body.as_ref())
                         .arg(ttl)
                         .arg(&stamp_head)
@@ -424,6 +439,7 @@ impl RedisCache {
         let epoch_key = self.keys.detail_epoch();
         let token = format!("{:032x}", rand::random::<u128>());
         let lease_ms = LEASE_TTL.as_millis() as u64;
+        let fresh = fresh_epoch();
         self.call(Some(Space::Detail), |mut conn| async move {
             let mut invocation = self.scripts.detail_read.prepare_invoke();
             invocation
@@ -431,7 +447,8 @@ impl RedisCache {
                 .key(&lease_key)
                 .key(&epoch_key)
                 .arg(&token)
-                .arg(lease_ms);
+                .arg(lease_ms)
+                .arg(&fresh);
             invocation.invoke_async::<Vec<Value>>(&mut conn).await
         })
         .await
@@ -501,20 +518,20 @@ impl RedisCache {
     /// failure never fails the write: it marks the cache dirty instead.
     pub(crate) async fn order_written(&self, id: OrderId) {
         let version_key = self.keys.list_version();
+        let epoch_key = self.keys.detail_epoch();
         let detail_key = self.keys.detail(id);
         let lease_key = self.keys.lease(id);
+        let fresh = fresh_epoch();
         let result = self
             .call(Some(Space::Both), |mut conn| async move {
-                redis::pipe()
-                    .cmd("INCR")
-                    .arg(&version_key)
-                    .ignore()
-                    .cmd("DEL")
-                    .arg(&detail_key)
-                    .arg(&lease_key)
-                    .ignore()
-                    .query_async::<()>(&mut conn)
-                    .await
+                let mut invocation = self.scripts.order_written.prepare_invoke();
+                invocation
+                    .key(&version_key)
+                    .key(&epoch_key)
+                    .key(&detail_key)
+                    .key(&lease_key)
+                    .arg(&fresh);
+                invocation.invoke_async::<i64>(&mut conn).await
             })
             .await;
         if result.is_err() {
@@ -543,7 +560,7 @@ impl RedisCache {
     async fn purge(&self) -> Result<(), CacheError> {
         let version_key = self.keys.list_version();
         let epoch_key = self.keys.detail_epoch();
-        // The epoch is bumped before the SCAN starts. SCAN only guarantees
+        // The epoch moves (to a fresh value) before the SCAN starts. SCAN only guarantees
         // to see keys that exist for its whole run: a reader that read the
         // old row before the purge could store its detail key into a slot
         // the SCAN has already passed, and that key would survive. Such a
@@ -551,16 +568,11 @@ impl RedisCache {
         // refuses to store once the epoch has moved; a reader that sees the
         // new epoch read the database after the change. Old list keys need
         // no deleting: no reader asks for an old version again.
+        let fresh = fresh_epoch();
         self.call(Some(Space::Both), |mut conn| async move {
-            redis::pipe()
-                .cmd("INCR")
-                .arg(&version_key)
-                .ignore()
-                .cmd("INCR")
-                .arg(&epoch_key)
-                .ignore()
-                .query_async::<()>(&mut conn)
-                .await
+            let mut invocation = self.scripts.purge_begin.prepare_invoke();
+            invocation.key(&version_key).key(&epoch_key).arg(&fresh);
+            invocation.invoke_async::<i64>(&mut conn).await
         })
         .await?;
 

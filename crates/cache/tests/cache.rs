@@ -16,6 +16,8 @@ mod disabled;
 mod faults;
 #[path = "cache/layout.rs"]
 mod layout;
+#[path = "cache/loss.rs"]
+mod loss;
 #[path = "cache/original.rs"]
 mod original;
 #[path = "cache/single_flight.rs"]

@@ -23,6 +23,15 @@ fn random_prefix() -> String {
     format!("cachetest:{:016x}:", rand::random::<u64>())
 }
 
+fn connect(url: &str) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(url)?;
+    let mut connection = client.get_connection_with_timeout(Duration::from_secs(1))?;
+    connection.set_read_timeout(Some(Duration::from_secs(2)))?;
+    connection.set_write_timeout(Some(Duration::from_secs(2)))?;
+    redis::cmd("PING").query::<String>(&mut connection)?;
+    Ok(connection)
+}
+
 /// A connection to one Redis, a key prefix of this test's own, and the
 /// commands tests use to look at what the cache wrote.
 pub struct TestRedis {
@@ -47,16 +56,17 @@ impl TestRedis {
     }
 
     fn open(url: &str) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(url)?;
-        let mut connection = client.get_connection_with_timeout(Duration::from_secs(1))?;
-        connection.set_read_timeout(Some(Duration::from_secs(2)))?;
-        connection.set_write_timeout(Some(Duration::from_secs(2)))?;
-        redis::cmd("PING").query::<String>(&mut connection)?;
         Ok(Self {
             url: url.to_owned(),
             prefix: random_prefix(),
-            connection: Mutex::new(connection),
+            connection: Mutex::new(connect(url)?),
         })
+    }
+
+    /// A new connection to the same Redis and prefix, for after a restart
+    /// of the server (which breaks the old one).
+    pub fn reconnect(&self) {
+        *self.connection.lock().unwrap() = connect(&self.url).expect("Redis answers again");
     }
 
     /// A cache configuration for this Redis and prefix. The timeout is
