@@ -1,6 +1,7 @@
 //! Wiring: settings to storage, cache and HTTP. The binary in `main.rs`
 //! and the tools in `xtask` both start from here.
 
+pub mod healthcheck;
 mod runtime;
 pub mod settings;
 mod telemetry;
