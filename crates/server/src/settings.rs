@@ -35,6 +35,8 @@ pub const VARIABLES: &[&str] = &[
     "DB_PORT",
     "DB_POOL_SIZE",
     "DB_POOL_TIMEOUT_MS",
+    "DB_SSL_MODE",
+    "DB_SSL_CA",
     "REDIS_URL",
     "ORDERS_CACHE_TTL",
     "CACHE_DISABLED",
@@ -161,7 +163,7 @@ impl Settings {
         let vars = Vars(config);
 
         let database = StorageConfig {
-            url: database_url(&vars)?,
+            url: with_db_ssl(&vars, database_url(&vars)?)?,
             pool_size: vars.number("DB_POOL_SIZE", 0usize, 1)?,
             pool_timeout: Duration::from_millis(vars.number(
                 "DB_POOL_TIMEOUT_MS",
@@ -275,6 +277,23 @@ fn database_url(vars: &Vars) -> Result<DatabaseUrl, SettingsError> {
     DatabaseUrl::parse(url.trim()).map_err(|error| invalid("DATABASE_URL", error.to_string()))
 }
 
+/// `DB_SSL_MODE` and `DB_SSL_CA`, as `ssl_mode` and `ssl_ca` of the URL:
+/// the `DB_*` form has no other place for them. A `DATABASE_URL` takes them
+/// too, unless it sets them itself; SQLite refuses them.
+fn with_db_ssl(vars: &Vars, mut url: DatabaseUrl) -> Result<DatabaseUrl, SettingsError> {
+    if let Some(mode) = vars.non_empty("DB_SSL_MODE") {
+        url = url
+            .with_ssl_mode(&mode)
+            .map_err(|error| invalid("DB_SSL_MODE", error.to_string()))?;
+    }
+    if let Some(ca) = vars.non_empty("DB_SSL_CA") {
+        url = url
+            .with_ssl_ca(&ca)
+            .map_err(|error| invalid("DB_SSL_CA", error.to_string()))?;
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +353,54 @@ mod tests {
         assert_eq!(
             failing_variable(&[("DB_USER", "x"), ("DB_PASS", ""), ("DB_HOST", "h")]),
             "DB_NAME"
+        );
+    }
+
+    #[test]
+    fn db_ssl_variables_become_url_parameters() {
+        let db_parts = [
+            ("DB_USER", "app"),
+            ("DB_PASS", "pw"),
+            ("DB_HOST", "db.example"),
+            ("DB_NAME", "orders"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = db_parts.to_vec();
+            pairs.extend_from_slice(extra);
+            settings(&pairs)
+        };
+        let tls = with(&[
+            ("DB_SSL_MODE", "verify_identity"),
+            ("DB_SSL_CA", "/etc/ssl/global-bundle.pem"),
+        ])
+        .unwrap();
+        let DatabaseUrl::Mysql(url) = &tls.database.url else {
+            panic!("expected MySQL");
+        };
+        assert_eq!(
+            url,
+            "mysql://app:pw@db.example:3306/orders?ssl_mode=VERIFY_IDENTITY&ssl_ca=/etc/ssl/global-bundle.pem"
+        );
+        match with(&[("DB_SSL_MODE", "sometimes")]) {
+            Err(SettingsError::Invalid { variable, message }) => {
+                assert_eq!(variable, "DB_SSL_MODE");
+                assert!(message.contains("VERIFY_IDENTITY"), "{message}");
+                assert!(!message.contains(":pw@"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Said once: not in DATABASE_URL and in DB_SSL_CA both.
+        assert_eq!(
+            failing_variable(&[
+                ("DATABASE_URL", "mysql://u@h/db?ssl_ca=/a.pem"),
+                ("DB_SSL_CA", "/b.pem"),
+            ]),
+            "DB_SSL_CA"
+        );
+        assert_eq!(
+            failing_variable(&[("DB_SSL_MODE", "REQUIRED")]),
+            "DB_SSL_MODE",
+            "the default SQLite database has no TLS"
         );
     }
 

@@ -25,6 +25,10 @@ pub enum StorageError {
     Query(#[source] DieselError),
     #[error("running the database migrations failed: {0}")]
     Migration(String),
+    /// A TLS connection to MySQL was refused at start: the message names
+    /// the setting to change.
+    #[error("TLS to the database: {0}")]
+    Tls(String),
     #[error("the idempotency key was already used with a different request")]
     IdempotencyMismatch,
     #[error("a stored row is invalid: {0}")]

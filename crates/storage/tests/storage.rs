@@ -2,6 +2,7 @@
 //! written once and instantiated for both backends by `both_backends!`.
 
 mod support;
+mod tls;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

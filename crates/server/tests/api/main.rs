@@ -7,6 +7,7 @@ mod admin;
 mod cache;
 mod conditional;
 mod deploy;
+mod endpoints;
 mod errors;
 mod faults;
 mod healthcheck;
