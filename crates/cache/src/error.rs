@@ -7,9 +7,16 @@ use deadpool_redis::{BuildError, PoolError, redis::RedisError};
 /// "dirty" mark that keeps the cache out of use until it is purged).
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    /// `redis_url` is not a Redis URL (or names TLS without support for it).
+    /// `redis_url` is not a Redis URL.
     #[error("invalid Redis URL")]
     InvalidUrl(#[source] RedisError),
+    /// What was given as certificate authorities is not (see
+    /// [`crate::CaCertificates::from_pem`]).
+    #[error("invalid CA certificates: {0}")]
+    InvalidCaCertificates(String),
+    /// Certificate authorities for a `redis://` URL, which makes no TLS.
+    #[error("CA certificates are given, but the Redis URL is not rediss://")]
+    CaCertificatesWithoutTls,
     #[error("could not build the Redis connection pool")]
     Build(#[source] BuildError),
     /// No pooled connection could be had (refused, unreachable, pool timeout).
@@ -41,6 +48,8 @@ impl CacheError {
             }
             Self::Timeout(_) => true,
             Self::InvalidUrl(_)
+            | Self::InvalidCaCertificates(_)
+            | Self::CaCertificatesWithoutTls
             | Self::Build(_)
             | Self::Connection(_)
             | Self::CircuitOpen

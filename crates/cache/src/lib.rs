@@ -49,6 +49,12 @@
 //! along are not told of such a write until then; once this instance's
 //! repair runs, the version and epoch bumps reach them too. Until then they
 //! may serve the pre-write entry, for at most the TTL.
+//!
+//! # TLS
+//!
+//! `rediss://` uses rustls, trusting the system's authorities or only
+//! [`CacheConfig::ca_certificates`]. A handshake that fails is a failed
+//! connection like any other: counted, logged, and served around.
 
 mod breaker;
 mod dirty;
@@ -59,6 +65,7 @@ mod near;
 mod redis_cache;
 mod scripts;
 mod stats;
+mod tls;
 mod warnings;
 
 use std::sync::Arc;
@@ -71,14 +78,19 @@ use domain::{
     Version,
 };
 pub use error::CacheError;
+pub use tls::CaCertificates;
 
 use crate::redis_cache::{DetailLookup, ListLookup, RedisCache};
 
 /// How the cache is set up; the server fills it from the environment.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
-    /// `redis://` or `rediss://` (TLS).
+    /// `redis://` or `rediss://` (TLS), with the redis crate's URL options
+    /// (`rediss://host/#insecure` skips the certificate checks).
     pub redis_url: String,
+    /// `REDIS_CA_CERT`: the authorities a `rediss://` Redis's certificate
+    /// must chain to; `None` trusts the system's.
+    pub ca_certificates: Option<CaCertificates>,
     /// `ORDERS_CACHE_TTL`: payload lifetime (± 10 % jitter).
     pub ttl: Duration,
     /// `CACHE_TIMEOUT_MS`: the bound on every Redis operation.
@@ -94,6 +106,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             redis_url: "redis://localhost:6379/0".to_owned(),
+            ca_certificates: None,
             ttl: Duration::from_secs(30),
             timeout: Duration::from_millis(50),
             disabled: false,
@@ -121,7 +134,8 @@ impl<R> Clone for CachedRepository<R> {
 impl<R: OrderRepository> CachedRepository<R> {
     /// Does no I/O. Disabled: no pool is even built. Enabled: the pool
     /// connects on first use, so a Redis that is absent at start fails
-    /// nothing. Fails only on a URL that is not a Redis URL.
+    /// nothing. Fails only on a URL that is not a Redis URL, or certificate
+    /// authorities given for a URL without TLS.
     pub fn new(inner: R, config: CacheConfig) -> Result<Self, CacheError> {
         let cache = if config.disabled {
             None

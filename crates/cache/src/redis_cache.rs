@@ -109,7 +109,7 @@ impl RedisCache {
         let connection = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout));
-        let manager = Manager::new_with_config(config.redis_url.as_str(), connection)
+        let manager = Manager::new_with_config(crate::tls::connection_info(config)?, connection)
             .map_err(CacheError::InvalidUrl)?;
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)

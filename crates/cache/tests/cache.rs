@@ -26,3 +26,5 @@ mod single_flight;
 mod support;
 #[path = "cache/threads.rs"]
 mod threads;
+#[path = "cache/tls.rs"]
+mod tls;

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use cache::CacheConfig;
+use cache::redis::ConnectionAddr;
+use cache::{CaCertificates, CacheConfig};
 use config::{Config, Environment};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use storage::{DatabaseUrl, StorageConfig};
@@ -38,6 +39,7 @@ pub const VARIABLES: &[&str] = &[
     "DB_SSL_MODE",
     "DB_SSL_CA",
     "REDIS_URL",
+    "REDIS_CA_CERT",
     "ORDERS_CACHE_TTL",
     "CACHE_DISABLED",
     "CACHE_TIMEOUT_MS",
@@ -174,10 +176,15 @@ impl Settings {
 
         let defaults = CacheConfig::default();
         let redis_url = vars.non_empty("REDIS_URL").unwrap_or(defaults.redis_url);
-        cache::redis::Client::open(redis_url.as_str())
+        let redis = cache::redis::Client::open(redis_url.as_str())
             .map_err(|error| invalid("REDIS_URL", format!("not a Redis URL: {error}")))?;
+        let tls = matches!(
+            redis.get_connection_info().addr(),
+            ConnectionAddr::TcpTls { .. }
+        );
         let cache = CacheConfig {
             redis_url,
+            ca_certificates: redis_ca_certificates(&vars, tls)?,
             ttl: Duration::from_secs(vars.number("ORDERS_CACHE_TTL", defaults.ttl.as_secs(), 1)?),
             timeout: Duration::from_millis(vars.number(
                 "CACHE_TIMEOUT_MS",
@@ -231,6 +238,27 @@ impl Settings {
             log: LogSettings { filter, format },
         })
     }
+}
+
+/// `REDIS_CA_CERT`: the path of a PEM file of the authorities a `rediss://`
+/// Redis's certificate must chain to (a private CA), instead of the
+/// system's. Read once, here, so that a wrong path stops the start.
+fn redis_ca_certificates(vars: &Vars, tls: bool) -> Result<Option<CaCertificates>, SettingsError> {
+    let Some(path) = vars.non_empty("REDIS_CA_CERT") else {
+        return Ok(None);
+    };
+    let path = path.trim();
+    let pem = std::fs::read(path)
+        .map_err(|error| invalid("REDIS_CA_CERT", format!("cannot read {path}: {error}")))?;
+    let certificates = CaCertificates::from_pem(pem)
+        .map_err(|error| invalid("REDIS_CA_CERT", format!("{path}: {error}")))?;
+    if !tls {
+        return Err(invalid(
+            "REDIS_CA_CERT",
+            "is set, but REDIS_URL is not a rediss:// (TLS) URL",
+        ));
+    }
+    Ok(Some(certificates))
 }
 
 /// `DB_USER`, `DB_PASS`, `DB_HOST` and `DB_NAME` together override
@@ -402,6 +430,55 @@ mod tests {
             "DB_SSL_MODE",
             "the default SQLite database has no TLS"
         );
+    }
+
+    /// A self-signed CA certificate (P-256), valid for a century.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBiDCCAS+gAwIBAgIUN0YF0FLdMCTgLfmwC/1dr7UIoz0wCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOb3JkZXJzIHRlc3QgQ0EwIBcNMjYxMjAxMjIwOTM4WhgPMjEy
+NjExMDcyMjA5MzhaMBkxFzAVBgNVBAMMDm9yZGVycyB0ZXN0IENBMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAEJ6C7W6hdtkDJqwLEo1/JaIhS6h7WpX8UjmhUJXgc
+FYuDsVEZrFA00auLMjWmIaAZdJyShxlKhdV7n30O2TiGfKNTMFEwHQYDVR0OBBYE
+FA8/PWVzAeLNQtvO9lB+Gso1mz4JMB8GA1UdIwQYMBaAFA8/PWVzAeLNQtvO9lB+
+Gso1mz4JMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgYeBWeMXY
+bTk2ktlc5V3MhcbDXz19FqkzlkdpYJ4M3/QCIGAyf/IRM3yuvvx4G5GxSptppCKd
+Xe6d/8qqtnUJ49Lt
+-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn redis_ca_cert_is_read_and_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, TEST_CA).unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let (ca, junk) = (ca.to_str().unwrap(), junk.to_str().unwrap());
+
+        let tls = settings(&[
+            ("REDIS_URL", "rediss://cache.example:6380/0"),
+            ("REDIS_CA_CERT", ca),
+        ])
+        .unwrap();
+        assert!(tls.cache.ca_certificates.is_some());
+        assert!(settings(&[]).unwrap().cache.ca_certificates.is_none());
+
+        for (url, path) in [
+            ("rediss://cache.example/0", "/nonexistent/ca.pem"),
+            ("rediss://cache.example/0", junk),
+            ("redis://cache.example/0", ca),
+        ] {
+            match settings(&[("REDIS_URL", url), ("REDIS_CA_CERT", path)]) {
+                Err(error @ SettingsError::Invalid { variable, .. }) => {
+                    assert_eq!(variable, "REDIS_CA_CERT", "{url} {path}");
+                    let line = error.to_string();
+                    assert!(!line.contains('\n'), "{line}");
+                    if !url.starts_with("redis://") {
+                        assert!(line.contains(path), "{line}");
+                    }
+                }
+                other => panic!("{url} {path}: {other:?}"),
+            }
+        }
     }
 
     #[test]

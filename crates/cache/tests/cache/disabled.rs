@@ -11,6 +11,7 @@ use crate::support::{Cached, MemoryRepo, Op, RedisProcess, create};
 fn disabled(url: String) -> Cached {
     let config = CacheConfig {
         redis_url: url,
+        ca_certificates: None,
         ttl: Duration::from_secs(60),
         timeout: Duration::from_millis(50),
         disabled: true,

@@ -10,7 +10,7 @@ use cache::CacheConfig;
 use domain::{CacheState, ListQuery, OrderRepository, OrderStatus, StatusUpdate};
 
 use crate::support::redis::free_port;
-use crate::support::{Cached, Op, RedisProcess, TestRedis, cached, create, eventually, text};
+use crate::support::{self, Cached, Op, RedisProcess, TestRedis, cached, create, eventually, text};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 /// A correctness bound, not a benchmark: a call may wait for Redis once
@@ -20,11 +20,28 @@ const BOUND: Duration = Duration::from_millis(100 + 250);
 fn fault_config(url: String, key_prefix: String) -> CacheConfig {
     CacheConfig {
         redis_url: url,
+        ca_certificates: None,
         ttl: Duration::from_secs(60),
         timeout: TIMEOUT,
         disabled: false,
         key_prefix,
     }
+}
+
+/// The server's URL, CA and a fresh prefix, with the short timeout.
+fn config_for(look: &TestRedis) -> CacheConfig {
+    CacheConfig {
+        timeout: TIMEOUT,
+        ..look.config()
+    }
+}
+
+fn plain_server() -> Option<RedisProcess> {
+    tokio::task::block_in_place(RedisProcess::start)
+}
+
+fn tls_server() -> Option<RedisProcess> {
+    tokio::task::block_in_place(support::tls_server)
 }
 
 async fn timed<T>(what: &str, call: impl Future<Output = T>) -> T {
@@ -47,11 +64,21 @@ async fn shipped(repo: &Cached, id: domain::OrderId) -> domain::OrderDocument {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_costs_each_call_one_timeout_at_most_and_nothing_stale_follows() {
-    let Some(server) = tokio::task::block_in_place(RedisProcess::start) else {
-        return;
-    };
+    if let Some(server) = plain_server() {
+        hung_redis(server).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_tls_redis_costs_each_call_one_timeout_at_most_and_nothing_stale_follows() {
+    if let Some(server) = tls_server() {
+        hung_redis(server).await;
+    }
+}
+
+async fn hung_redis(server: RedisProcess) {
     let look = server.client();
-    let repo = cached(fault_config(server.url(), look.key("")));
+    let repo = cached(config_for(&look));
     let order = create(&repo, "Alice").await;
     let id = order.id();
     let detail_key = format!("orders:detail:{id}");
@@ -113,11 +140,21 @@ async fn a_hung_redis_costs_each_call_one_timeout_at_most_and_nothing_stale_foll
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_under_load_fails_no_call() {
-    let Some(mut server) = tokio::task::block_in_place(RedisProcess::start) else {
-        return;
-    };
+    if let Some(server) = plain_server() {
+        killed_and_restarted_under_load(server).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_redis_killed_and_restarted_under_load_fails_no_call() {
+    if let Some(server) = tls_server() {
+        killed_and_restarted_under_load(server).await;
+    }
+}
+
+async fn killed_and_restarted_under_load(mut server: RedisProcess) {
     let look = server.client();
-    let repo = cached(fault_config(server.url(), look.key("")));
+    let repo = cached(config_for(&look));
     assert_eq!(repo.seed(20).await.unwrap(), 20);
     let ids: Arc<Vec<_>> = Arc::new(repo.inner().order_ids());
     assert_eq!(ids.len(), 20);

@@ -1,5 +1,6 @@
 pub mod memory;
 pub mod redis;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,15 @@ use domain::{CustomerName, ItemName, NewItem, NewOrder, OrderDocument, OrderRepo
 
 pub use memory::{MemoryRepo, Op};
 pub use redis::{RedisProcess, TestRedis};
+pub use tls::Certificates;
 
 pub type Cached = CachedRepository<MemoryRepo>;
+
+/// A `redis-server` of the test's own that takes TLS only, with fresh
+/// certificates. Blocks while it starts.
+pub fn tls_server() -> Option<RedisProcess> {
+    Certificates::generate().and_then(RedisProcess::start_tls)
+}
 
 pub fn cached(config: CacheConfig) -> Cached {
     CachedRepository::new(MemoryRepo::default(), config).expect("a valid cache configuration")

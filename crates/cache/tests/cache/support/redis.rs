@@ -7,11 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cache::CacheConfig;
 use cache::redis::{self, Commands};
+use cache::{CaCertificates, CacheConfig};
+
+use super::tls::Certificates;
 
 /// Unreachable Redis is a skip on a laptop and a failure in CI.
-fn unavailable(what: &str) -> bool {
+pub(super) fn unavailable(what: &str) -> bool {
     if std::env::var("CI").is_ok_and(|ci| ci == "true") {
         panic!("{what} (CI=true: failing instead of skipping)");
     }
@@ -23,8 +25,20 @@ fn random_prefix() -> String {
     format!("cachetest:{:016x}:", rand::random::<u64>())
 }
 
-fn connect(url: &str) -> redis::RedisResult<redis::Connection> {
-    let client = redis::Client::open(url)?;
+fn connect(url: &str, ca: Option<&CaCertificates>) -> redis::RedisResult<redis::Connection> {
+    let client = match ca {
+        None => redis::Client::open(url)?,
+        Some(ca) => {
+            // The redis crate asks rustls for the process's provider; the
+            // cache installs one too, but only once it has made a client.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.pem().to_vec()),
+            };
+            redis::Client::build_with_tls(url, certificates)?
+        }
+    };
     let mut connection = client.get_connection_with_timeout(Duration::from_secs(1))?;
     connection.set_read_timeout(Some(Duration::from_secs(2)))?;
     connection.set_write_timeout(Some(Duration::from_secs(2)))?;
@@ -36,6 +50,7 @@ fn connect(url: &str) -> redis::RedisResult<redis::Connection> {
 /// commands tests use to look at what the cache wrote.
 pub struct TestRedis {
     url: String,
+    ca: Option<CaCertificates>,
     prefix: String,
     connection: Mutex<redis::Connection>,
 }
@@ -46,7 +61,7 @@ impl TestRedis {
     pub fn shared() -> Option<Self> {
         let url =
             std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
-        match Self::open(&url) {
+        match Self::open(&url, None) {
             Ok(redis) => Some(redis),
             Err(error) => {
                 unavailable(&format!("no Redis at {url}: {error}"));
@@ -55,18 +70,20 @@ impl TestRedis {
         }
     }
 
-    fn open(url: &str) -> redis::RedisResult<Self> {
+    fn open(url: &str, ca: Option<&CaCertificates>) -> redis::RedisResult<Self> {
         Ok(Self {
             url: url.to_owned(),
+            ca: ca.cloned(),
             prefix: random_prefix(),
-            connection: Mutex::new(connect(url)?),
+            connection: Mutex::new(connect(url, ca)?),
         })
     }
 
     /// A new connection to the same Redis and prefix, for after a restart
     /// of the server (which breaks the old one).
     pub fn reconnect(&self) {
-        *self.connection.lock().unwrap() = connect(&self.url).expect("Redis answers again");
+        *self.connection.lock().unwrap() =
+            connect(&self.url, self.ca.as_ref()).expect("Redis answers again");
     }
 
     /// A cache configuration for this Redis and prefix. The timeout is
@@ -75,6 +92,7 @@ impl TestRedis {
     pub fn config(&self) -> CacheConfig {
         CacheConfig {
             redis_url: self.url.clone(),
+            ca_certificates: self.ca.clone(),
             ttl: Duration::from_secs(60),
             timeout: Duration::from_secs(2),
             disabled: false,
@@ -208,6 +226,8 @@ pub fn free_port() -> u16 {
 /// A `redis-server` child of this test, killed when dropped.
 pub struct RedisProcess {
     port: u16,
+    /// Set for a server that speaks TLS only.
+    tls: Option<Certificates>,
     child: Option<Child>,
 }
 
@@ -219,9 +239,28 @@ impl RedisProcess {
     }
 
     pub fn start_on(port: u16) -> Option<Self> {
-        let mut process = Self { port, child: None };
-        match process.spawn() {
-            Ok(()) => Some(process),
+        Self {
+            port,
+            tls: None,
+            child: None,
+        }
+        .started()
+    }
+
+    /// A server that takes TLS connections only (no plain port), with a
+    /// certificate for 127.0.0.1 that `certificates`' CA signed.
+    pub fn start_tls(certificates: Certificates) -> Option<Self> {
+        Self {
+            port: free_port(),
+            tls: Some(certificates),
+            child: None,
+        }
+        .started()
+    }
+
+    fn started(mut self) -> Option<Self> {
+        match self.spawn() {
+            Ok(()) => Some(self),
             Err(error) => {
                 unavailable(&format!("cannot start redis-server: {error}"));
                 None
@@ -230,8 +269,20 @@ impl RedisProcess {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(tls.server_certificate())
+                .arg("--tls-key-file")
+                .arg(tls.server_key())
+                .arg("--tls-ca-cert-file")
+                .arg(tls.ca_file())
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -241,7 +292,7 @@ impl RedisProcess {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if TestRedis::open(&self.url()).is_ok() {
+            if TestRedis::open(&self.url(), self.ca().as_ref()).is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -252,12 +303,27 @@ impl RedisProcess {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
-    /// A connection with a fresh prefix, to look at this server.
+    /// The CA of a TLS server's certificate.
+    pub fn ca(&self) -> Option<CaCertificates> {
+        self.tls.as_ref().map(Certificates::ca)
+    }
+
+    pub fn certificates(&self) -> Option<&Certificates> {
+        self.tls.as_ref()
+    }
+
+    /// A connection with a fresh prefix, to look at this server; its
+    /// [`TestRedis::config`] trusts the server's CA.
     pub fn client(&self) -> TestRedis {
-        TestRedis::open(&self.url()).expect("the test's redis-server answers")
+        TestRedis::open(&self.url(), self.ca().as_ref()).expect("the test's redis-server answers")
     }
 
     fn signal(&self, signal: &str) {
