@@ -164,6 +164,16 @@ impl<R: OrderRepository> CachedRepository<R> {
     }
 }
 
+/// The same full invalidation without a repository: for tools that changed
+/// a database this service may not even open (a migration from or back to
+/// the original service). Ok when the cache is disabled.
+pub async fn invalidate_all(config: &CacheConfig) -> Result<(), CacheError> {
+    if config.disabled {
+        return Ok(());
+    }
+    RedisCache::new(config)?.invalidate_all().await
+}
+
 type Cache = Option<Arc<RedisCache>>;
 
 async fn after_bulk_write(cache: &Cache) {

@@ -2,6 +2,7 @@
 //! and the tools in `xtask` both start from here.
 
 pub mod healthcheck;
+pub mod migrate_original;
 mod runtime;
 pub mod settings;
 mod telemetry;

@@ -1,15 +1,41 @@
 //! The orders service. Configuration comes from the environment and
-//! `.env`; see the README for every variable.
+//! `.env`; see the README for every variable. With no command it serves.
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
 mod memory;
 
-use server::{Settings, init_logging, run};
+use server::migrate_original::{self, MigrateOriginalArgs};
+use server::{Settings, healthcheck, init_logging, run};
+
+#[derive(Parser)]
+#[command(name = "server", version, about = "The orders service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (what the binary does with no command).
+    Serve,
+    /// Take over the original service's database (a dry run unless --apply), or give it back.
+    MigrateOriginal(MigrateOriginalArgs),
+    /// Probe the local server's /healthz (for a container's HEALTHCHECK).
+    Healthcheck,
+}
 
 fn main() -> ExitCode {
+    // Before any thread starts; the migration's memory bound needs it too.
     memory::configure();
-    actix_web::rt::System::new().block_on(serve())
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => actix_web::rt::System::new().block_on(serve()),
+        Command::MigrateOriginal(args) => migrate_original::run(args),
+        Command::Healthcheck => healthcheck::run(),
+    }
 }
 
 async fn serve() -> ExitCode {

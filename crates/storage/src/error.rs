@@ -29,6 +29,22 @@ pub enum StorageError {
     /// the setting to change.
     #[error("TLS to the database: {0}")]
     Tls(String),
+    /// Found at start, before anything is written: the original service's
+    /// tables, which `server migrate-original` takes over.
+    #[error(
+        "it holds the original service's tables (orders, order_items) and none of this service's; nothing was changed. \
+         Migrate it with `server migrate-original` (a dry run that changes nothing), then `server migrate-original --apply`"
+    )]
+    OriginalDatabase,
+    /// Found at start, before anything is written.
+    #[error(
+        "it holds tables neither this service nor the original made ({0}); nothing was changed. \
+         Point DATABASE_URL at an empty database or at one of this service's"
+    )]
+    UnexpectedTables(String),
+    /// A migration from or back to the original that cannot go on.
+    #[error("{0}")]
+    Takeover(String),
     #[error("the idempotency key was already used with a different request")]
     IdempotencyMismatch,
     #[error("a stored row is invalid: {0}")]

@@ -15,6 +15,7 @@ mod error;
 mod fragments;
 mod models;
 mod ops;
+pub mod original;
 mod pool;
 mod queries;
 mod schema;

@@ -26,8 +26,9 @@ use crate::{DatabaseUrl, StorageConfig, StorageError};
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 pub(crate) type MysqlConn = AsyncMysqlConnection;
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
-const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
+pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations =
+    embed_migrations!("../../migrations/sqlite");
+pub(crate) const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
 
 /// SQLite serialises writers anyway; a few connections let reads run beside
 /// the one writer without piling up blocked threads.
@@ -348,6 +349,9 @@ impl Pools {
         };
         match &config.url {
             DatabaseUrl::Sqlite(path) => {
+                // Before the first pooled connection, which switches the
+                // file to WAL: a database we must not touch stays as it was.
+                crate::original::refuse_foreign(crate::original::inspect(&config.url).await?)?;
                 let path = path.to_str().ok_or_else(|| StorageError::InvalidUrl {
                     url: path.display().to_string(),
                     reason: "the SQLite path is not valid UTF-8".to_owned(),
@@ -400,7 +404,10 @@ impl Pools {
                 connector.check(config.pool_timeout).await?;
                 // Fails fast (within the create timeout) when the server is
                 // unreachable, before the migration connection could hang.
-                drop(pool.get().await?);
+                let mut conn = pool.get().await?;
+                // Before the migrations create their table.
+                crate::original::refuse_foreign(crate::original::mysql_layout(&mut conn).await?)?;
+                drop(conn);
                 run_mysql_migrations(connector.clone()).await?;
                 Ok(Pools::Mysql(pool))
             }
@@ -413,6 +420,16 @@ impl Pools {
             Self::Mysql(pool) => pool.status(),
         }
     }
+}
+
+/// One MySQL connection made as the pool makes its own, for the takeover's
+/// reader and writer, which must not hold pooled ones for minutes.
+pub(crate) async fn mysql_connection(url: &str) -> Result<MysqlConn, StorageError> {
+    let connector = MysqlConnector::new(url)?;
+    connector
+        .connect()
+        .await
+        .map_err(|failure| StorageError::Connect(connector.connection_error(failure)))
 }
 
 /// Diesel's migration harness is synchronous. For MySQL it drives the async

@@ -15,3 +15,4 @@ mod mysql;
 mod ops;
 mod orders;
 mod process;
+mod takeover;

@@ -14,8 +14,8 @@ use crate::{Storage, StorageError};
 /// statement and MySQL 65,535 per prepared statement: 5,000 orders of 6
 /// columns and 8,000 items of 4 stay under both, and at about 100 bytes a
 /// row well under MySQL's default 16 MiB max_allowed_packet.
-const ORDERS_PER_INSERT: usize = 5_000;
-const ITEMS_PER_INSERT: usize = 8_000;
+pub(crate) const ORDERS_PER_INSERT: usize = 5_000;
+pub(crate) const ITEMS_PER_INSERT: usize = 8_000;
 
 /// Deletes every order, item, count and idempotency key in one transaction.
 pub(crate) async fn reset(storage: &Storage) -> Result<ResetOutcome, StorageError> {

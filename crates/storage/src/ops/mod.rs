@@ -7,7 +7,7 @@ mod change;
 mod create;
 mod read;
 
-pub(crate) use admin::{count, ping, reset, seed};
+pub(crate) use admin::{ITEMS_PER_INSERT, ORDERS_PER_INSERT, count, ping, reset, seed};
 pub(crate) use change::{delete, update_status};
 pub(crate) use create::create;
 pub(crate) use read::{get, list};
