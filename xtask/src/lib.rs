@@ -15,5 +15,6 @@ pub mod mysql_admin;
 pub mod redis_reset;
 pub mod scratch;
 pub mod seed;
+pub mod takeover_bench;
 
 pub use error::XtaskError;

@@ -35,6 +35,11 @@ enum Command {
     Loadtest(LoadtestArgs),
     /// Build the release server, start it on throwaway databases and measure it.
     Bench(BenchArgs),
+    /// Take over the original service's database: `server migrate-original`.
+    MigrateOriginal(server::migrate_original::MigrateOriginalArgs),
+    /// Time `server migrate-original --apply` (release) on a database of the
+    /// original's holding --orders orders, and its peak RSS.
+    BenchTakeover(BenchTakeoverArgs),
     /// Run the server from this binary. Exists for xtask's own tests: cargo
     /// builds xtask for them, not the server binary, and the bench needs a
     /// server to start as a child process.
@@ -108,6 +113,20 @@ struct BenchArgs {
     /// Where the markdown and JSON results go.
     #[arg(long)]
     output_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchTakeoverArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    orders: u64,
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Sqlite, Backend::Mysql])]
+    backends: Vec<Backend>,
+    /// MariaDB server, without a database: a throwaway one is created and dropped.
+    #[arg(long, default_value = xtask::mysql_admin::DEFAULT_SERVER_URL)]
+    mysql_server: String,
+    /// Use this server binary instead of building the release one.
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
 }
 
 /// A bare number is seconds (`--duration 2`); otherwise `500ms`, `10s`, `5m`.
@@ -224,6 +243,26 @@ async fn run(command: Command) -> Result<ExitCode, XtaskError> {
                 );
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::MigrateOriginal(args) => {
+            // It runs a runtime of its own, which may not start inside this one.
+            return std::thread::spawn(move || server::migrate_original::run(args))
+                .join()
+                .map_err(|_| XtaskError::Failed("migrate-original panicked".to_owned()));
+        }
+        Command::BenchTakeover(args) => {
+            let server = match args.server_binary {
+                Some(binary) => binary,
+                None => bench::build_release()?.0,
+            };
+            let options = xtask::takeover_bench::TakeoverOptions {
+                orders: args.orders,
+                backends: args.backends,
+                mysql_server: args.mysql_server,
+                server,
+            };
+            let runs = xtask::takeover_bench::run(&options).await?;
+            println!("\n{}", xtask::takeover_bench::markdown(&runs));
         }
         Command::Serve => {
             let settings = Settings::load()?;

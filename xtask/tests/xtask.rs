@@ -502,3 +502,32 @@ async fn a_short_bench_measures_every_workload_without_errors() {
         expected_sections
     );
 }
+
+/// `bench-takeover`, small: the original's tables filled on each backend,
+/// migrated by the command the deployed binary has (xtask carries it too),
+/// with its time and peak RSS reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_takeover_bench_migrates_a_filled_original_database() {
+    let mut backends = vec![Backend::Sqlite];
+    if mysql_admin::reachable(mysql_admin::DEFAULT_SERVER_URL).await {
+        backends.push(Backend::Mysql);
+    } else {
+        assert!(!ci(), "MariaDB is not reachable and CI=true");
+        eprintln!("note: the takeover bench's MariaDB run skipped: no MariaDB");
+    }
+    let options = xtask::takeover_bench::TakeoverOptions {
+        orders: 12_345,
+        backends: backends.clone(),
+        mysql_server: mysql_admin::DEFAULT_SERVER_URL.to_owned(),
+        server: PathBuf::from(env!("CARGO_BIN_EXE_xtask")),
+    };
+    let runs = xtask::takeover_bench::run(&options).await.unwrap();
+    assert_eq!(runs.len(), backends.len());
+    for run in &runs {
+        assert_eq!(run.orders, 12_345);
+        assert!((12_345..=5 * 12_345).contains(&run.items), "{run:?}");
+        assert!(run.peak_rss_kib > 0 && !run.migration.is_zero(), "{run:?}");
+    }
+    let table = xtask::takeover_bench::markdown(&runs);
+    assert!(table.contains("| Sqlite | 12345 |"), "{table}");
+}
