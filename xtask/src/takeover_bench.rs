@@ -1,7 +1,7 @@
 //! `cargo xtask bench-takeover`: how long `server migrate-original --apply`
 //! takes on a database of the original's holding N orders (1 to 5 items
 //! each), and its peak RSS. The fixture is written in the original's own
-//! tables (ORIGINAL-SCHEMA.md) in a throwaway SQLite file and a throwaway
+//! tables (as its models create them, ORIGINAL-SCHEMA.md) in a throwaway SQLite file and a throwaway
 //! MariaDB database; the release server migrates it as a child process.
 
 use std::fmt::Write as _;
@@ -13,42 +13,12 @@ use diesel::connection::SimpleConnection;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
 use domain::fake::{CUSTOMERS, PRODUCTS, STATUSES};
 use rand::Rng;
+use storage::original::{ORIGINAL_MYSQL_DDL, ORIGINAL_SQLITE_DDL};
 
 use crate::bench::Backend;
 use crate::error::XtaskError;
 use crate::mysql_admin::ScratchDatabase;
 use crate::scratch::{TempDir, unique_suffix};
-
-const SQLITE_DDL: &str = "CREATE TABLE orders (
-	id VARCHAR(36) NOT NULL, 
-	customer_name VARCHAR(80) NOT NULL, 
-	status VARCHAR(20) NOT NULL, 
-	PRIMARY KEY (id)
-);
-CREATE TABLE order_items (
-	id INTEGER NOT NULL, 
-	item_name VARCHAR(80) NOT NULL, 
-	quantity INTEGER NOT NULL, 
-	order_id VARCHAR(36) NOT NULL, 
-	PRIMARY KEY (id), 
-	FOREIGN KEY(order_id) REFERENCES orders (id)
-);";
-
-const MYSQL_DDL: &str = "CREATE TABLE `orders` (
-  `id` varchar(36) NOT NULL,
-  `customer_name` varchar(80) NOT NULL,
-  `status` varchar(20) NOT NULL,
-  PRIMARY KEY (`id`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
-CREATE TABLE `order_items` (
-  `id` int(11) NOT NULL AUTO_INCREMENT,
-  `item_name` varchar(80) NOT NULL,
-  `quantity` int(11) NOT NULL,
-  `order_id` varchar(36) NOT NULL,
-  PRIMARY KEY (`id`),
-  KEY `order_id` (`order_id`),
-  CONSTRAINT `order_items_ibfk_1` FOREIGN KEY (`order_id`) REFERENCES `orders` (`id`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;";
 
 /// Orders per INSERT while building the fixture.
 const FIXTURE_CHUNK: u64 = 2_000;
@@ -135,7 +105,7 @@ async fn build_fixture(backend: Backend, url: &str, orders: u64) -> Result<u64, 
             };
             sqlite(
                 &mut conn,
-                &format!("PRAGMA foreign_keys = OFF; {SQLITE_DDL} BEGIN;"),
+                &format!("PRAGMA foreign_keys = OFF; {ORIGINAL_SQLITE_DDL} BEGIN;"),
             )?;
             let mut made = 0;
             while made < orders {
@@ -153,7 +123,7 @@ async fn build_fixture(backend: Backend, url: &str, orders: u64) -> Result<u64, 
             let mut conn = AsyncMysqlConnection::establish(url)
                 .await
                 .map_err(|e| XtaskError::Mysql(format!("connecting to {url}: {e}")))?;
-            conn.batch_execute(MYSQL_DDL).await.map_err(fail)?;
+            conn.batch_execute(ORIGINAL_MYSQL_DDL).await.map_err(fail)?;
             let mut made = 0;
             while made < orders {
                 let count = FIXTURE_CHUNK.min(orders - made);

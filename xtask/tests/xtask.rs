@@ -531,3 +531,39 @@ async fn the_takeover_bench_migrates_a_filled_original_database() {
     let table = xtask::takeover_bench::markdown(&runs);
     assert!(table.contains("| Sqlite | 12345 |"), "{table}");
 }
+
+/// `seed` and `clear` refuse a database of the original's as the server
+/// does, and leave its file byte for byte as it was.
+#[test]
+fn utilities_refuse_the_originals_database_and_write_nothing() {
+    use diesel::connection::SimpleConnection;
+    let dir = temp_dir();
+    let path = dir.path().join("database.db");
+    let mut conn =
+        <diesel::SqliteConnection as diesel::Connection>::establish(path.to_str().unwrap())
+            .unwrap();
+    conn.batch_execute(storage::original::ORIGINAL_SQLITE_DDL)
+        .unwrap();
+    conn.batch_execute(
+        "INSERT INTO orders VALUES ('0b7c7a0e-3c7b-4f7e-9a39-2f1d6d1f8e11', 'Ann', 'received');
+         INSERT INTO order_items (item_name, quantity, order_id)
+             VALUES ('Pen', 1, '0b7c7a0e-3c7b-4f7e-9a39-2f1d6d1f8e11');",
+    )
+    .unwrap();
+    drop(conn);
+    let before = std::fs::read(&path).unwrap();
+    for args in [&["seed", "--count", "5"][..], &["clear"][..]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("DATABASE_URL", "sqlite:///database.db")
+            .env("CACHE_DISABLED", "true")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} ran: {stderr}");
+        assert!(stderr.contains("migrate-original"), "{args:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
+}

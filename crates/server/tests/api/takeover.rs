@@ -130,42 +130,52 @@ fn quirks(mysql: bool) -> Vec<(Row, Row)> {
     let same = |r: Row| (r.clone(), r);
     let mut quirks = vec![
         (
-            row(&uuid4(1001), "   ", "received", &[("Pen", 1)]),
-            row(&uuid4(1001), "(no name)", "received", &[("Pen", 1)]),
+            row(&uuid4(1_000_001), "   ", "received", &[("Pen", 1)]),
+            row(&uuid4(1_000_001), "(no name)", "received", &[("Pen", 1)]),
         ),
         (
-            row(&uuid4(1002), " Bob ", "SHIPPED", &[("  ", 3), ("Ink ", 0)]),
             row(
-                &uuid4(1002),
+                &uuid4(1_000_002),
+                " Bob ",
+                "SHIPPED",
+                &[("  ", 3), ("Ink ", 0)],
+            ),
+            row(
+                &uuid4(1_000_002),
                 "Bob",
                 "shipped",
                 &[("(no name)", 3), ("Ink", 1)],
             ),
         ),
         (
-            row(&uuid4(1003), "Eve", "shipped ", &[("Pad", -4)]),
-            row(&uuid4(1003), "Eve", "shipped", &[("Pad", 1)]),
+            row(&uuid4(1_000_003), "Eve", "shipped ", &[("Pad", -4)]),
+            row(&uuid4(1_000_003), "Eve", "shipped", &[("Pad", 1)]),
         ),
         (
-            row(&uuid4(1004), "Fay", "  ", &[("Cup", 2_000_000)]),
-            row(&uuid4(1004), "Fay", "cancelled", &[("Cup", 1_000_000)]),
+            row(&uuid4(1_000_004), "Fay", "  ", &[("Cup", 2_000_000)]),
+            row(&uuid4(1_000_004), "Fay", "cancelled", &[("Cup", 1_000_000)]),
         ),
         (
-            row(&uuid4(1005), "Gus", "received", &[]),
-            row(&uuid4(1005), "Gus", "received", &[]),
+            row(&uuid4(1_000_005), "Gus", "received", &[]),
+            row(&uuid4(1_000_005), "Gus", "received", &[]),
         ),
         (
-            row(&uuid4(1006).to_uppercase(), "Hal", "ready", &[("Mug", 1)]),
-            row(&uuid4(1006), "Hal", "ready", &[("Mug", 1)]),
+            row(
+                &uuid4(1_000_006).to_uppercase(),
+                "Hal",
+                "ready",
+                &[("Mug", 1)],
+            ),
+            row(&uuid4(1_000_006), "Hal", "ready", &[("Mug", 1)]),
         ),
         same(row(
-            &uuid4(1007),
+            &uuid4(1_000_007),
             "Zoë 🍕",
             "delivered",
             &[("Crème brûlée", 2), ("42", 7)],
         )),
         same(row(
-            &uuid4(1008),
+            &uuid4(1_000_008),
             "42",
             "completed",
             &[("a", 1), ("b", 2), ("c", 3)],
@@ -175,13 +185,13 @@ fn quirks(mysql: bool) -> Vec<(Row, Row)> {
         // Too long for the columns of a strict MySQL: only SQLite holds them.
         quirks.push((
             row(
-                &uuid4(1009),
+                &uuid4(1_000_009),
                 &"x".repeat(81),
                 "on the truck, finally!!",
                 &[("y".repeat(90).as_str(), 1_000_000_000_000)],
             ),
             row(
-                &uuid4(1009),
+                &uuid4(1_000_009),
                 &"x".repeat(80),
                 "shipped",
                 &[("y".repeat(80).as_str(), 1_000_000)],
@@ -192,6 +202,9 @@ fn quirks(mysql: bool) -> Vec<(Row, Row)> {
 }
 
 const NOT_A_UUID: &str = "order-17";
+
+/// Plain orders beside the quirks.
+const PLAIN: u64 = 25_000;
 
 enum Backend {
     Sqlite { _dir: TempDir, path: PathBuf },
@@ -368,17 +381,21 @@ impl Backend {
         }
     }
 
-    /// MySQL goes on with a statement whose client was killed: a switch
-    /// under way is finished (or undone) before anyone looks.
+    /// MySQL goes on with a statement whose client was killed (a switch
+    /// under way is finished or undone before anyone looks), and closes a
+    /// stopped server's connections a moment later: the migration refuses
+    /// to run while any other session uses the database.
     async fn wait_until_idle(&self) {
         let Self::Mysql(database) = self else { return };
         let sql = format!(
             "SELECT CAST(COUNT(*) AS CHAR) AS name FROM information_schema.processlist \
-             WHERE db = '{}' AND command <> 'Sleep' AND id <> CONNECTION_ID()",
+             WHERE db = '{}' AND id <> CONNECTION_ID()",
             database.name
         );
         for _ in 0..200 {
             if self.strings(&sql).await == ["0"] {
+                // This check's own connection, too.
+                Self::let_connections_close().await;
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -400,8 +417,17 @@ impl Backend {
         command
     }
 
-    fn migrate(&self, args: &[&str]) -> Output {
+    /// Runs the command once the database is idle (on MySQL it refuses to
+    /// run beside other sessions, such as this test's last connection).
+    async fn migrate(&self, args: &[&str]) -> Output {
+        self.wait_until_idle().await;
         self.command(args).output().unwrap()
+    }
+
+    /// A dropped connection of this test's closes in a task of its
+    /// runtime, which a blocking wait on a child process would stall.
+    async fn let_connections_close() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 
     async fn app(
@@ -501,7 +527,7 @@ async fn a_refused_start_leaves_an_original_sqlite_file_byte_for_byte() {
     assert!(stderr.contains("server migrate-original"), "{stderr}");
 
     // The dry run writes nothing either.
-    let dry = backend.migrate(&[]);
+    let dry = backend.migrate(&[]).await;
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
 
     assert_eq!(std::fs::read(path).unwrap(), before, "the file changed");
@@ -570,13 +596,21 @@ async fn a_refused_start_adds_no_table_to_mysql_and_strangers_are_named() {
 
 async fn every_quirk_is_reported_then_migrated_as_decided(backend: Backend) {
     let quirks = quirks(backend.is_mysql());
-    let mut stored: Vec<Row> = plain(300);
+    // More than two batches of 10,000, so quirks and orphans fall on
+    // several batches and their edges.
+    let mut stored: Vec<Row> = plain(PLAIN);
     stored.extend(quirks.iter().map(|(stored, _)| stored.clone()));
     stored.push(row(NOT_A_UUID, "Ida", "received", &[("Box", 1)]));
-    backend.original(&stored, &[("gone", "Lost item")]).await;
+    // Orphans whose order ids sort before, among and after the others.
+    let orphans = [
+        ("0", "First lost"),
+        ("7", "Middle lost"),
+        ("gone", "Last lost"),
+    ];
+    backend.original(&stored, &orphans).await;
     let tables_before = backend.tables().await;
 
-    let dry = backend.migrate(&[]);
+    let dry = backend.migrate(&[]).await;
     let report = text(&dry.stdout);
     assert_eq!(dry.status.code(), Some(3), "{report}{}", text(&dry.stderr));
     let kinds = [
@@ -601,6 +635,10 @@ async fn every_quirk_is_reported_then_migrated_as_decided(backend: Backend) {
         assert!(report.contains(kind), "{kind} missing from:\n{report}");
         assert!(report.contains(flag), "{flag} missing from:\n{report}");
     }
+    assert!(
+        report.contains("item whose order does not exist (3 rows)"),
+        "{report}"
+    );
     if !backend.is_mysql() {
         assert!(
             report.contains("customer name: over 80 characters"),
@@ -614,7 +652,7 @@ async fn every_quirk_is_reported_then_migrated_as_decided(backend: Backend) {
     );
 
     // Apply without decisions refuses and changes nothing.
-    let refused = backend.migrate(&["--apply"]);
+    let refused = backend.migrate(&["--apply"]).await;
     assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stdout));
     assert_eq!(backend.tables().await, tables_before);
     assert_eq!(
@@ -624,7 +662,7 @@ async fn every_quirk_is_reported_then_migrated_as_decided(backend: Backend) {
 
     let mut args = vec!["--apply"];
     args.extend(ALL_DECISIONS);
-    let applied = backend.migrate(&args);
+    let applied = backend.migrate(&args).await;
     assert_eq!(
         applied.status.code(),
         Some(0),
@@ -641,7 +679,7 @@ async fn every_quirk_is_reported_then_migrated_as_decided(backend: Backend) {
     let listed = listed(&app).await;
     // Every order as the original stored it, modulo the decisions, in the
     // original's order (id descending).
-    let mut expected: Vec<Row> = plain(300);
+    let mut expected: Vec<Row> = plain(PLAIN);
     expected.extend(quirks.iter().map(|(_, migrated)| migrated.clone()));
     let reassigned = listed
         .iter()
@@ -673,13 +711,13 @@ async fn every_quirk_is_reported_then_migrated_as_decided(backend: Backend) {
         shipped_expected
     );
     let mut walked = Vec::new();
-    let mut path = "/orders?limit=37".to_owned();
+    let mut path = "/orders?limit=997".to_owned();
     loop {
         let page: Value = app.get(&path).await.json().await.unwrap();
         assert_eq!(page["total_orders"], expected.len());
         walked.extend(page["orders"].as_array().unwrap().iter().map(as_row));
         match page["next_cursor"].as_str() {
-            Some(cursor) => path = format!("/orders?limit=37&cursor={cursor}"),
+            Some(cursor) => path = format!("/orders?limit=997&cursor={cursor}"),
             None => break,
         }
     }
@@ -701,7 +739,7 @@ async fn every_quirk_is_reported_then_migrated_as_decided(backend: Backend) {
         "{tables:?}"
     );
     app.server.stop().await;
-    let dropped = backend.migrate(&["--drop-backup"]);
+    let dropped = backend.migrate(&["--drop-backup"]).await;
     assert_eq!(dropped.status.code(), Some(0), "{}", text(&dropped.stderr));
     let tables = backend.tables().await;
     assert!(
@@ -750,11 +788,12 @@ async fn interrupted_migrations_leave_the_database_whole(backend: Backend) {
     let original_rows = sorted(backend.original_rows().await);
     let mut outcomes = BTreeSet::new();
     for lines in [1, 3, usize::MAX] {
+        backend.wait_until_idle().await;
         kill_apply_after(&backend, lines);
         backend.wait_until_idle().await;
         // First look: the read-only dry run, on what the kill left (on
         // SQLite, maybe a hot journal it must see past).
-        let dry = backend.migrate(&[]);
+        let dry = backend.migrate(&[]).await;
         assert_eq!(
             dry.status.code(),
             Some(0),
@@ -798,7 +837,8 @@ async fn interrupted_migrations_leave_the_database_whole(backend: Backend) {
         "no kill landed before the switch"
     );
     // A rerun finishes, whatever the kills left.
-    let rerun = backend.migrate(&["--apply"]);
+    backend.wait_until_idle().await;
+    let rerun = backend.migrate(&["--apply"]).await;
     assert_eq!(
         rerun.status.code(),
         Some(0),
@@ -833,9 +873,30 @@ async fn interrupted_migrations_leave_mysql_as_it_was_or_migrated() {
 // ---------------------------------------------------------------- round trip
 
 async fn round_trip(backend: Backend) {
-    let stored = plain(40);
+    // A batch and a bit: rollback numbers items across batches.
+    let stored = plain(10_500);
     backend.original(&stored, &[]).await;
-    let applied = backend.migrate(&["--apply"]);
+    if backend.is_mysql() {
+        // Another session on the database (a live original): refused.
+        let mut live = AsyncMysqlConnection::establish(&backend.url())
+            .await
+            .unwrap();
+        let refused = backend.command(&["--apply"]).output().unwrap();
+        assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+        assert!(
+            text(&refused.stderr).contains("other connection"),
+            "{}",
+            text(&refused.stderr)
+        );
+        assert_eq!(
+            backend.tables().await,
+            BTreeSet::from(["order_items".to_owned(), "orders".to_owned()])
+        );
+        live.batch_execute("SELECT 1").await.unwrap();
+        drop(live);
+        backend.wait_until_idle().await;
+    }
+    let applied = backend.migrate(&["--apply"]).await;
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
 
     let app = backend.app(vec![], false, None).await;
@@ -864,9 +925,21 @@ async fn round_trip(backend: Backend) {
     assert_eq!(deleted.status(), 200);
     let current = listed(&app).await;
     assert!(current.iter().any(|r| r.id == created["order_id"]));
+    if backend.is_mysql() {
+        // A running service is another session: its writes would be lost.
+        let refused = backend.command(&["--rollback"]).output().unwrap();
+        assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+        assert!(
+            text(&refused.stderr).contains("other connection"),
+            "{}",
+            text(&refused.stderr)
+        );
+        assert!(backend.tables().await.contains("order_counts"));
+    }
     app.server.stop().await;
+    backend.wait_until_idle().await;
 
-    let rolled = backend.migrate(&["--rollback"]);
+    let rolled = backend.migrate(&["--rollback"]).await;
     assert_eq!(
         rolled.status.code(),
         Some(0),
@@ -880,8 +953,11 @@ async fn round_trip(backend: Backend) {
         BTreeSet::from(["order_items".to_owned(), "orders".to_owned()])
     );
     assert_eq!(sorted(backend.original_rows().await), sorted(current));
+    // A rerun (to retry the cache, say) finds it done.
+    let again = backend.migrate(&["--rollback"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
     // ... and the round trip can start again.
-    let dry = backend.migrate(&[]);
+    let dry = backend.migrate(&[]).await;
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stdout));
 }
 

@@ -47,12 +47,17 @@ impl Layout {
     pub(crate) fn classify(tables: &BTreeSet<String>, orders_columns: &BTreeSet<String>) -> Layout {
         let has = |name: &str| tables.contains(name);
         let ours_orders = orders_columns.contains("version");
-        if has(MIGRATIONS_TABLE) && (ours_orders || !has(ORIGINAL_ORDERS)) {
+        // Diesel's table alone is a start of ours that stopped before its
+        // first migration; beside tables of another shape it is another
+        // diesel application's.
+        let only_migrations = tables.iter().all(|name| name == MIGRATIONS_TABLE);
+        if has(MIGRATIONS_TABLE) && (ours_orders || only_migrations) {
             let leftovers = tables
                 .iter()
                 .filter(|name| {
                     name.strip_suffix(ROLLBACK_STAGED)
                         .is_some_and(|stem| stem == ORIGINAL_ORDERS || stem == ORIGINAL_ITEMS)
+                        || name.starts_with(RETIRED)
                 })
                 .cloned()
                 .collect();
@@ -167,6 +172,15 @@ mod tests {
                 tables: vec!["customers".to_owned(), "invoices".to_owned()]
             }
         );
+        // Another diesel application's database is not ours.
+        assert!(matches!(
+            Layout::classify(&set(&[MIGRATIONS_TABLE, "users", "posts"]), &set(&[])),
+            Layout::Unknown { .. }
+        ));
+        assert!(matches!(
+            Layout::classify(&set(&[MIGRATIONS_TABLE]), &set(&[])),
+            Layout::Ours { .. }
+        ));
         // An `orders` table of someone else's shape is not the original's.
         assert!(matches!(
             Layout::classify(&set(&["orders"]), &set(&["order_no", "total"])),

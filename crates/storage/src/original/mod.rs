@@ -26,6 +26,11 @@ mod tables;
 
 use std::sync::Arc;
 
+/// The original's tables as its SQLAlchemy models create them on SQLite,
+/// for tools that build databases of the original (the bench's fixture).
+pub const ORIGINAL_SQLITE_DDL: &str = ddl::ORIGINAL_SQLITE;
+/// The same on MySQL (the database's default character set applies).
+pub const ORIGINAL_MYSQL_DDL: &str = ddl::ORIGINAL_MYSQL;
 pub use layout::Layout;
 pub use problems::{BadIds, DecisionError, Decisions, EmptyOrders, Problem};
 pub use report::{Example, Report};
@@ -109,6 +114,14 @@ pub async fn survey(
     examples_per_kind: usize,
     progress: ProgressFn,
 ) -> Result<(Layout, Option<Report>), StorageError> {
+    if let DatabaseUrl::Sqlite(path) = url
+        && !path.exists()
+    {
+        return Err(takeover(format!(
+            "{}: no such database file",
+            path.display()
+        )));
+    }
     let layout = inspect(url).await?;
     if !matches!(layout, Layout::Original { .. }) {
         return Ok((layout, None));

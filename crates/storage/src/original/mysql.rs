@@ -21,7 +21,7 @@ use super::layout::{
     OUR_TABLES, RECORD, RETIRED, ROLLBACK_STAGED, STAGED,
 };
 use super::report::Report;
-use super::tables::{RollbackItem, RollbackOrder, rollback_items, rollback_orders};
+use super::tables::{rollback_items, rollback_orders, rollback_rows};
 use super::{
     Applied, BATCH, Decisions, Progress, ProgressFn, RolledBack, Stage, ddl, not_original,
     now_millis, takeover,
@@ -340,6 +340,41 @@ async fn drop_tables(
     Ok(())
 }
 
+async fn connection_id(conn: &mut Conn) -> Result<u64, StorageError> {
+    let id = diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS n")
+        .get_result::<Count>(conn)
+        .await?;
+    Ok(id.n.max(0) as u64)
+}
+
+/// Refuses while sessions other than `ours` use the database: a live
+/// original, or an instance of this service, whose writes the copy would
+/// miss. (Row counts, checked too, cannot see a status change.) A user
+/// without the PROCESS privilege sees only its own sessions, which is
+/// still every session of a service running under the same user.
+async fn refuse_other_sessions(conn: &mut Conn, ours: &[u64]) -> Result<(), StorageError> {
+    let ours: Vec<String> = ours.iter().map(u64::to_string).collect();
+    let others: Vec<String> = diesel::sql_query(format!(
+        "SELECT CONCAT('#', id, ' ', user, '@', host, ' (', command, ')') AS name
+         FROM information_schema.processlist
+         WHERE db = DATABASE() AND id NOT IN ({})",
+        ours.join(", ")
+    ))
+    .load::<Name>(conn)
+    .await?
+    .into_iter()
+    .map(|row| row.name)
+    .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(takeover(format!(
+        "other connections use this database ({}): stop the original service and every other \
+         client of it (every instance of this service too), then run again; nothing was changed",
+        others.join(", ")
+    )))
+}
+
 fn staged_names() -> Vec<String> {
     OUR_TABLES
         .into_iter()
@@ -357,9 +392,29 @@ pub(super) async fn apply(
     let mut writer = connect(url).await?;
     let leftovers = match layout(&mut writer).await? {
         Layout::Original { leftovers } => leftovers,
-        Layout::Ours { migrated: true, .. } => return Ok(Applied::AlreadyMigrated),
+        Layout::Ours {
+            migrated: true,
+            leftovers,
+            ..
+        } => {
+            // A kill after the switch may have left the retired table.
+            drop_tables(
+                &mut writer,
+                leftovers.into_iter().filter(|t| t.starts_with(RETIRED)),
+            )
+            .await?;
+            return Ok(Applied::AlreadyMigrated);
+        }
         other => return Err(not_original(&other)),
     };
+    let mut reader = snapshot_reader(url).await?;
+    let mut items_writer = connect(url).await?;
+    let ours = [
+        connection_id(&mut writer).await?,
+        connection_id(&mut reader).await?,
+        connection_id(&mut items_writer).await?,
+    ];
+    refuse_other_sessions(&mut writer, &ours).await?;
     // An earlier release's empty migrations table is retired by the switch
     // itself; what an interrupted run staged or retired goes now.
     let old_migrations_table = leftovers.iter().any(|table| table == MIGRATIONS_TABLE);
@@ -390,11 +445,9 @@ pub(super) async fn apply(
 
     let now = now_millis();
     let mut report = Report::new(examples);
-    let mut reader = snapshot_reader(url).await?;
     // Orders and items are written on connections of their own, at the
     // same time; the staged tables are new, so their checks are off (an
     // item may land before its order).
-    let mut items_writer = connect(url).await?;
     for conn in [&mut writer, &mut items_writer] {
         conn.batch_execute("SET SESSION foreign_key_checks = 0, unique_checks = 0;")
             .await?;
@@ -460,8 +513,10 @@ pub(super) async fn apply(
         count(&mut writer, ORIGINAL_ORDERS).await?,
         count(&mut writer, ORIGINAL_ITEMS).await?,
     );
-    if live != (report.orders_read, report.items_read) {
+    let unchanged = refuse_other_sessions(&mut writer, &ours).await;
+    if unchanged.is_err() || live != (report.orders_read, report.items_read) {
         drop_tables(&mut writer, staged_names()).await?;
+        unchanged?;
         return Err(takeover(format!(
             "the original's tables changed during the migration ({} orders and {} items read, {} and {} now): \
              stop the original service and run again; nothing was changed",
@@ -504,19 +559,30 @@ pub(super) async fn rollback(url: &str, progress: &ProgressFn) -> Result<RolledB
             backup,
             migrated,
         } => (leftovers, backup, migrated),
-        // A rollback interrupted after its switch: only the drops are left.
-        Layout::Original { leftovers } if leftovers.iter().any(|t| t.starts_with(RETIRED)) => {
-            drop_tables(&mut writer, leftovers).await?;
+        // Rolled back already, or interrupted after its switch with only
+        // the drops left (a rerun finishes them, and invalidates the cache).
+        Layout::Original { leftovers } => {
+            drop_tables(
+                &mut writer,
+                leftovers.into_iter().filter(|t| t.starts_with(RETIRED)),
+            )
+            .await?;
             let orders = count(&mut writer, ORIGINAL_ORDERS).await?;
             let items = count(&mut writer, ORIGINAL_ITEMS).await?;
             return Ok(RolledBack { orders, items });
         }
-        _ => {
-            return Err(takeover(
-                "nothing to roll back: the database does not hold this service's tables",
-            ));
+        other => {
+            return Err(takeover(format!(
+                "nothing to roll back: the database holds {other}"
+            )));
         }
     };
+    let mut reader = snapshot_reader(url).await?;
+    let ours = [
+        connection_id(&mut writer).await?,
+        connection_id(&mut reader).await?,
+    ];
+    refuse_other_sessions(&mut writer, &ours).await?;
     drop_tables(&mut writer, leftovers).await?;
     writer
         .batch_execute(&ddl::renamed(ddl::ORIGINAL_MYSQL, ROLLBACK_STAGED))
@@ -525,7 +591,6 @@ pub(super) async fn rollback(url: &str, progress: &ProgressFn) -> Result<RolledB
         .batch_execute("SET SESSION foreign_key_checks = 0, unique_checks = 0;")
         .await?;
 
-    let mut reader = snapshot_reader(url).await?;
     let total = count(&mut reader, ORIGINAL_ORDERS).await?;
     let mut rolled = RolledBack {
         orders: 0,
@@ -552,12 +617,14 @@ pub(super) async fn rollback(url: &str, progress: &ProgressFn) -> Result<RolledB
         count(&mut writer, ORIGINAL_ORDERS).await?,
         count(&mut writer, ORIGINAL_ITEMS).await?,
     );
-    if live != (rolled.orders, rolled.items) {
+    let unchanged = refuse_other_sessions(&mut writer, &ours).await;
+    if unchanged.is_err() || live != (rolled.orders, rolled.items) {
         drop_tables(
             &mut writer,
             [ORIGINAL_ORDERS, ORIGINAL_ITEMS].map(|table| format!("{table}{ROLLBACK_STAGED}")),
         )
         .await?;
+        unchanged?;
         return Err(takeover(
             "orders changed during the rollback: stop every instance of the service and run again; nothing was changed",
         ));
@@ -644,30 +711,13 @@ async fn insert_rollback(
     items: &[ItemRow],
     first_item_id: i64,
 ) -> Result<(), StorageError> {
-    let order_rows: Vec<RollbackOrder<'_>> = orders
-        .iter()
-        .map(|order| RollbackOrder {
-            id: &order.id,
-            customer_name: &order.customer_name,
-            status: &order.status,
-        })
-        .collect();
+    let (order_rows, item_rows) = rollback_rows(orders, items, first_item_id);
     for chunk in order_rows.chunks(ORDERS_PER_INSERT) {
         diesel::insert_into(rollback_orders::table)
             .values(chunk)
             .execute(writer)
             .await?;
     }
-    let item_rows: Vec<RollbackItem<'_>> = items
-        .iter()
-        .zip(first_item_id..)
-        .map(|(item, id)| RollbackItem {
-            id,
-            item_name: &item.name,
-            quantity: item.quantity,
-            order_id: &item.order_id,
-        })
-        .collect();
     for chunk in item_rows.chunks(ITEMS_PER_INSERT) {
         diesel::insert_into(rollback_items::table)
             .values(chunk)

@@ -169,7 +169,7 @@ impl fmt::Display for Report {
             }
             for (problem, kind) in &self.kinds {
                 writeln!(f)?;
-                writeln!(f, "{} ({} rows):", problem.describe(), kind.rows)?;
+                writeln!(f, "{} ({}):", problem.describe(), rows(kind.rows))?;
                 writeln!(
                     f,
                     "  {:<38} {:>8}  {:<30} what happens",
@@ -193,11 +193,26 @@ impl fmt::Display for Report {
             }
         }
         writeln!(f)?;
+        let undecided = self.undecided_total();
+        if undecided > 0 {
+            return writeln!(
+                f,
+                "{undecided} values need a decision before anything can be migrated."
+            );
+        }
         writeln!(
             f,
-            "Would migrate {} orders and {} items; {} orders and {} items left out (they stay in the backup tables).",
+            "Under these decisions: {} orders and {} items migrated, {} orders and {} items left out \
+             (they stay in the backup tables).",
             self.orders_written, self.items_written, self.orders_dropped, self.items_dropped
         )
+    }
+}
+
+fn rows(n: u64) -> String {
+    match n {
+        1 => "1 row".to_owned(),
+        n => format!("{n} rows"),
     }
 }
 

@@ -17,7 +17,7 @@ use super::layout::{
     OUR_TABLES, RECORD, ROLLBACK_STAGED,
 };
 use super::report::Report;
-use super::tables::{RollbackItem, RollbackOrder, rollback_items, rollback_orders};
+use super::tables::{rollback_items, rollback_orders, rollback_rows};
 use super::{
     Applied, BATCH, Decisions, Progress, ProgressFn, RolledBack, Stage, ddl, not_original,
     now_millis, takeover,
@@ -370,11 +370,26 @@ fn record(
 
 pub(super) fn rollback(path: &Path, progress: &ProgressFn) -> Result<RolledBack, StorageError> {
     let mut conn = open_read_write(path)?;
-    conn.immediate_transaction(|conn| {
-        let Layout::Ours { leftovers, .. } = layout(conn)? else {
-            return Err(takeover(
-                "nothing to roll back: the database does not hold this service's tables",
-            ));
+    let rolled = conn.immediate_transaction(|conn| {
+        let leftovers = match layout(conn)? {
+            Layout::Ours { leftovers, .. } => leftovers,
+            // Rolled back already (a rerun, to invalidate the cache).
+            Layout::Original { .. } => {
+                let mut n = |table: &str| -> Result<u64, StorageError> {
+                    let count = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+                        .get_result::<Count>(conn)?;
+                    Ok(count.n.max(0) as u64)
+                };
+                return Ok(RolledBack {
+                    orders: n(ORIGINAL_ORDERS)?,
+                    items: n(ORIGINAL_ITEMS)?,
+                });
+            }
+            other => {
+                return Err(takeover(format!(
+                    "nothing to roll back: the database holds {other}"
+                )));
+            }
         };
         for table in leftovers {
             conn.batch_execute(&format!("DROP TABLE \"{table}\";"))?;
@@ -398,7 +413,10 @@ pub(super) fn rollback(path: &Path, progress: &ProgressFn) -> Result<RolledBack,
         });
         conn.batch_execute(&drops.join("\n"))?;
         Ok(rolled)
-    })
+    })?;
+    // The service ran the file in WAL mode; the original never asked for it.
+    conn.batch_execute("PRAGMA journal_mode = DELETE;")?;
+    Ok(rolled)
 }
 
 /// Our orders, in id order, into the original's rebuilt tables; item ids
@@ -436,29 +454,12 @@ fn copy_back(
             items = items.filter(order_items::order_id.le(upto.clone()));
         }
         let items: Vec<ItemRow> = items.load(conn)?;
-        let order_rows: Vec<RollbackOrder<'_>> = batch
-            .iter()
-            .map(|order| RollbackOrder {
-                id: &order.id,
-                customer_name: &order.customer_name,
-                status: &order.status,
-            })
-            .collect();
+        let (order_rows, item_rows) = rollback_rows(&batch, &items, rolled.items as i64 + 1);
         for chunk in order_rows.chunks(ORDERS_PER_INSERT) {
             diesel::insert_into(rollback_orders::table)
                 .values(chunk)
                 .execute(conn)?;
         }
-        let item_rows: Vec<RollbackItem<'_>> = items
-            .iter()
-            .zip(rolled.items as i64 + 1..)
-            .map(|(item, id)| RollbackItem {
-                id,
-                item_name: &item.name,
-                quantity: item.quantity,
-                order_id: &item.order_id,
-            })
-            .collect();
         for chunk in item_rows.chunks(ITEMS_PER_INSERT) {
             diesel::insert_into(rollback_items::table)
                 .values(chunk)

@@ -36,3 +36,31 @@ pub(crate) struct RollbackItem<'a> {
     pub quantity: i32,
     pub order_id: &'a str,
 }
+
+/// The original's rows for a batch of our orders and their items (in
+/// position order), item ids numbered from `first_item_id`.
+pub(crate) fn rollback_rows<'a>(
+    orders: &'a [crate::models::OrderRow],
+    items: &'a [crate::models::ItemRow],
+    first_item_id: i64,
+) -> (Vec<RollbackOrder<'a>>, Vec<RollbackItem<'a>>) {
+    let orders = orders
+        .iter()
+        .map(|order| RollbackOrder {
+            id: &order.id,
+            customer_name: &order.customer_name,
+            status: &order.status,
+        })
+        .collect();
+    let items = items
+        .iter()
+        .zip(first_item_id..)
+        .map(|(item, id)| RollbackItem {
+            id,
+            item_name: &item.name,
+            quantity: item.quantity,
+            order_id: &item.order_id,
+        })
+        .collect();
+    (orders, items)
+}
