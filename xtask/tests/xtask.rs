@@ -516,7 +516,7 @@ async fn the_takeover_bench_migrates_a_filled_original_database() {
         eprintln!("note: the takeover bench's MariaDB run skipped: no MariaDB");
     }
     let options = xtask::takeover_bench::TakeoverOptions {
-        orders: 12_345,
+        orders: 3_000,
         backends: backends.clone(),
         mysql_server: mysql_admin::DEFAULT_SERVER_URL.to_owned(),
         server: PathBuf::from(env!("CARGO_BIN_EXE_xtask")),
@@ -524,12 +524,12 @@ async fn the_takeover_bench_migrates_a_filled_original_database() {
     let runs = xtask::takeover_bench::run(&options).await.unwrap();
     assert_eq!(runs.len(), backends.len());
     for run in &runs {
-        assert_eq!(run.orders, 12_345);
-        assert!((12_345..=5 * 12_345).contains(&run.items), "{run:?}");
+        assert_eq!(run.orders, 3_000);
+        assert!((3_000..=5 * 3_000).contains(&run.items), "{run:?}");
         assert!(run.peak_rss_kib > 0 && !run.migration.is_zero(), "{run:?}");
     }
     let table = xtask::takeover_bench::markdown(&runs);
-    assert!(table.contains("| Sqlite | 12345 |"), "{table}");
+    assert!(table.contains("| Sqlite | 3000 |"), "{table}");
 }
 
 /// `seed` and `clear` refuse a database of the original's as the server
