@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::{BufMut, Bytes, BytesMut};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::parts::ListParts;
 use crate::{Cursor, Order, OrderId, Version};
 
 /// The body of `GET /orders/{id}`.
@@ -71,10 +72,18 @@ impl OrderDocument {
 /// The body of `GET /orders`.
 #[derive(Debug, Clone)]
 pub struct ListDocument {
-    body: Bytes,
+    body: ListBody,
     /// Made once and shared by every clone: a cached list is served many
     /// times, each time with its ETag and often compressed.
     derived: Arc<Derived>,
+}
+
+/// A list body as one buffer (what the cache stores and serves), or, when
+/// it is large, as parts that are sent one after another and never joined.
+#[derive(Debug, Clone)]
+pub enum ListBody {
+    Whole(Bytes),
+    Parts(Arc<ListParts>),
 }
 
 #[derive(Debug, Default)]
@@ -85,7 +94,13 @@ struct Derived {
 
 impl PartialEq for ListDocument {
     fn eq(&self, other: &Self) -> bool {
-        self.body == other.body
+        match (&self.body, &other.body) {
+            (ListBody::Whole(a), ListBody::Whole(b)) => a == b,
+            (ListBody::Parts(a), ListBody::Parts(b)) => {
+                a.len() == b.len() && a.digest() == b.digest()
+            }
+            _ => false,
+        }
     }
 }
 
@@ -136,31 +151,74 @@ impl ListDocument {
     /// Wraps bytes this crate rendered (a cache hit).
     pub fn from_rendered(body: Bytes) -> Self {
         Self {
-            body,
+            body: ListBody::Whole(body),
             derived: Arc::default(),
         }
     }
 
-    /// A 64-bit hash of the body (xxh3), computed on first use.
+    /// A list sent as parts (see [`ListParts`]).
+    pub fn from_parts(parts: ListParts) -> Self {
+        Self {
+            body: ListBody::Parts(Arc::new(parts)),
+            derived: Arc::default(),
+        }
+    }
+
+    /// A 64-bit hash of the body (xxh3 of a whole body, computed on first
+    /// use; of the parts' digests for parts). Only compared with itself:
+    /// the same body as whole and as parts has two digests.
     pub fn digest(&self) -> u64 {
-        *self.derived.digest.get_or_init(|| xxh3_64(&self.body))
+        match &self.body {
+            ListBody::Whole(body) => *self.derived.digest.get_or_init(|| xxh3_64(body)),
+            ListBody::Parts(parts) => parts.digest(),
+        }
     }
 
-    /// The body in the one transfer encoding its server uses (gzip, for the
-    /// HTTP layer), made by `encode` on first use and then shared.
-    pub fn encoded(&self, encode: impl FnOnce(&[u8]) -> Bytes) -> Bytes {
-        self.derived
-            .encoded
-            .get_or_init(|| encode(&self.body))
-            .clone()
+    /// The whole body in the one transfer encoding its server uses (gzip,
+    /// for the HTTP layer), made by `encode` on first use and then shared;
+    /// `None` for a list of parts, which encode themselves.
+    pub fn encoded(&self, encode: impl FnOnce(&[u8]) -> Bytes) -> Option<Bytes> {
+        let ListBody::Whole(body) = &self.body else {
+            return None;
+        };
+        Some(self.derived.encoded.get_or_init(|| encode(body)).clone())
     }
 
-    pub fn body(&self) -> &Bytes {
+    /// Bytes in the body.
+    pub fn len(&self) -> u64 {
+        match &self.body {
+            ListBody::Whole(body) => body.len() as u64,
+            ListBody::Parts(parts) => parts.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn body(&self) -> &ListBody {
         &self.body
     }
 
-    pub fn into_body(self) -> Bytes {
+    /// The body when it is one buffer.
+    pub fn whole(&self) -> Option<&Bytes> {
+        match &self.body {
+            ListBody::Whole(body) => Some(body),
+            ListBody::Parts(_) => None,
+        }
+    }
+
+    pub fn into_body(self) -> ListBody {
         self.body
+    }
+
+    /// The body as one buffer, joining (and reading) parts: for tests and
+    /// tools, not for serving.
+    pub fn to_bytes(&self) -> std::io::Result<Bytes> {
+        match &self.body {
+            ListBody::Whole(body) => Ok(body.clone()),
+            ListBody::Parts(parts) => parts.join(),
+        }
     }
 }
 
@@ -210,19 +268,19 @@ mod tests {
         let a = OrderDocument::render(&order());
         let b = OrderDocument::render(&order());
         let list = ListDocument::render(7, [&a.body()[..], &b.body()[..]], None);
-        let value: serde_json::Value = serde_json::from_slice(list.body()).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(list.whole().unwrap()).unwrap();
         assert_eq!(value["total_orders"], 7);
         assert_eq!(value["orders"].as_array().unwrap().len(), 2);
         assert!(value.get("next_cursor").is_none());
 
         let empty = ListDocument::render(0, std::iter::empty(), Some(None));
         assert_eq!(
-            empty.body(),
+            empty.whole().unwrap(),
             &b"{\"total_orders\":0,\"orders\":[],\"next_cursor\":null}"[..]
         );
         let cursor = Cursor::after(a.id());
         let paged = ListDocument::render(1, [&a.body()[..]], Some(Some(cursor)));
-        let value: serde_json::Value = serde_json::from_slice(paged.body()).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(paged.whole().unwrap()).unwrap();
         assert_eq!(value["next_cursor"], cursor.encode());
     }
 
@@ -230,14 +288,14 @@ mod tests {
     fn fixed_parts_of_a_list_fit_its_reserved_slack() {
         let cursor = Cursor::after(OrderDocument::render(&order()).id());
         let widest = ListDocument::render(u64::MAX, std::iter::empty(), Some(Some(cursor)));
-        assert!(widest.body().len() <= 128, "{}", widest.body().len());
+        assert!(widest.len() <= 128, "{}", widest.len());
     }
 
     #[test]
     fn digest_is_of_the_body_and_shared_by_clones() {
         let list = ListDocument::from_rendered(Bytes::from_static(b"{\"total_orders\":0}"));
         let copy = list.clone();
-        assert_eq!(list.digest(), xxh3_64(list.body()));
+        assert_eq!(list.digest(), xxh3_64(list.whole().unwrap()));
         assert_eq!(copy.digest(), list.digest());
         let other = ListDocument::from_rendered(Bytes::from_static(b"{}"));
         assert_ne!(other.digest(), list.digest());
@@ -247,9 +305,11 @@ mod tests {
     fn encoded_is_made_once_and_shared_by_clones() {
         let list = ListDocument::from_rendered(Bytes::from_static(b"{\"total_orders\":0}"));
         let copy = list.clone();
-        let first = list.encoded(|body| Bytes::copy_from_slice(&body[..3]));
+        let first = list
+            .encoded(|body| Bytes::copy_from_slice(&body[..3]))
+            .unwrap();
         assert_eq!(first, Bytes::from_static(b"{\"t"));
-        let again = copy.encoded(|_| unreachable!("made once"));
+        let again = copy.encoded(|_| unreachable!("made once")).unwrap();
         assert_eq!(again, first);
     }
 }

@@ -7,11 +7,12 @@ pub mod fake;
 mod id;
 mod input;
 mod order;
+pub mod parts;
 mod query;
 mod repository;
 mod status;
 
-pub use document::{ListDocument, OrderDocument};
+pub use document::{ListBody, ListDocument, OrderDocument};
 pub use id::{OrderId, ParseOrderIdError};
 pub use input::{
     CustomerName, ITEMS_MAX, IdempotencyKey, ItemName, NewItem, NewOrder, Quantity, ValidationError,
