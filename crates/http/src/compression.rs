@@ -11,6 +11,18 @@
 //! their `Content-Length`, unless the client refused identity. Unlike
 //! `Compress` it has no exception for images and video (this API sends
 //! none), and its 406 has the JSON error body.
+//!
+//! A handler can also choose the encoding itself and mark its response
+//! with [`EncodingChosen`]; such a response goes out as it is. The list
+//! handler does so for lists of parts (hundreds of megabytes, streamed):
+//! it sends their gzip laid out from parts deflated once each, or their
+//! identity, or a 406, from the same negotiation as for whole lists. A
+//! `Content-Encoding` header alone would not do for identity (RFC 9110
+//! reserves `identity` for `Accept-Encoding`), and without the mark a
+//! client sending only `br` or `deflate` (identity is then acceptable, and
+//! the list handler picks it) would have the whole streamed body, of known
+//! size, compressed here per response on the worker's thread. Whole lists
+//! are not marked: with `br` alone they are still compressed here.
 
 use actix_http::encoding::Encoder;
 use actix_web::body::{BodySize, EitherBody, MessageBody};
@@ -18,7 +30,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, AcceptEncoding, ContentEncoding, Encoding, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, ResponseError};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
 
@@ -32,6 +44,22 @@ static SUPPORTED: [Encoding; 4] = [
     Encoding::gzip(),
     Encoding::deflate(),
 ];
+
+/// A response extension: the handler chose this response's encoding from
+/// the request (it has a `Content-Encoding`, or is identity on purpose, or
+/// is the 406 of [`not_acceptable`]), so the middleware sends it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodingChosen;
+
+/// The JSON 406 for a request that refuses every encoding offered.
+pub fn not_acceptable() -> HttpResponse {
+    let mut refusal = ApiError::Status(StatusCode::NOT_ACCEPTABLE).error_response();
+    refusal
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    refusal.extensions_mut().insert(EncodingChosen);
+    refusal
+}
 
 fn worth_compressing(size: BodySize) -> bool {
     match size {
@@ -60,18 +88,18 @@ pub async fn compress<B: MessageBody + 'static>(
             // `negotiate` picks one of `SUPPORTED`, all of them known.
             Some(Encoding::Unknown(_)) => ContentEncoding::Identity,
             // Even identity was refused (`identity;q=0, *;q=0`).
-            None => {
-                let mut refusal = ApiError::Status(StatusCode::NOT_ACCEPTABLE).error_response();
-                refusal
-                    .headers_mut()
-                    .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-                return Ok(req.into_response(refusal).map_into_right_body());
-            }
+            None => return Ok(req.into_response(not_acceptable()).map_into_right_body()),
         },
     };
     let response = next.call(req).await?;
+    let chosen = response
+        .response()
+        .extensions()
+        .contains::<EncodingChosen>();
     Ok(response.map_body(move |head, body| {
-        let encoding = if worth_compressing(body.size()) || !identity_allowed {
+        let encoding = if chosen {
+            ContentEncoding::Identity
+        } else if worth_compressing(body.size()) || !identity_allowed {
             encoding
         } else {
             ContentEncoding::Identity
@@ -136,6 +164,32 @@ mod tests {
         }
         let (_, plain) = answer("/large", "identity").await;
         assert_eq!(get(&plain, "content-encoding"), None);
+    }
+
+    #[actix_web::test]
+    async fn a_response_whose_handler_chose_its_encoding_is_left_alone() {
+        let app = init_service(App::new().wrap(from_fn(compress)).route(
+            "/chosen",
+            web::get().to(|| async {
+                let mut response = HttpResponse::Ok();
+                response.extensions_mut().insert(EncodingChosen);
+                response.body(vec![b'a'; 4096])
+            }),
+        ))
+        .await;
+        for accept_encoding in ["gzip", "br", "deflate", "br, identity;q=0"] {
+            let request = TestRequest::get()
+                .uri("/chosen")
+                .insert_header((header::ACCEPT_ENCODING, accept_encoding))
+                .to_request();
+            let response = call_service(&app, request).await;
+            assert_eq!(
+                response.headers().get(header::CONTENT_ENCODING),
+                None,
+                "{accept_encoding}"
+            );
+            assert_eq!(read_body(response).await.len(), 4096);
+        }
     }
 
     #[actix_web::test]

@@ -50,6 +50,15 @@ impl ApiError {
         }
     }
 
+    /// A list's parts could not be read or encoded before its response
+    /// began. They are the repository's (storage spools large lists to
+    /// files), so this is the repository's internal failure: a 500 with
+    /// the cause in the log. (A part failing once the body is under way
+    /// can no longer change the status; the body ends with an error.)
+    pub fn list_parts(error: std::io::Error) -> Self {
+        Self::Internal(RepoError::Internal(Box::new(error)))
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation(error) => error.code(),

@@ -13,6 +13,7 @@ mod ops;
 mod orders;
 mod precompressed;
 mod sliced;
+mod streamed;
 mod telemetry;
 
 use std::net::TcpListener;

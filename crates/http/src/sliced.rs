@@ -17,7 +17,18 @@ use bytes::Bytes;
 
 /// Bytes handed out per poll: half of actix-http's write threshold, so a
 /// write happens every other slice.
-const SLICE: usize = 64 * 1024;
+pub const SLICE: usize = 64 * 1024;
+
+/// The next slice of at most [`SLICE`] bytes taken off the front of
+/// `bytes`, sharing its memory; `None` once it is empty. Also used by
+/// [`StreamedBody`](crate::streamed::StreamedBody) for each part.
+pub fn next_slice(bytes: &mut Bytes) -> Option<Bytes> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let len = bytes.len().min(SLICE);
+    Some(bytes.split_to(len))
+}
 
 /// A body of known length (sent with `Content-Length`) given out in slices.
 pub struct SlicedBody(Bytes);
@@ -39,11 +50,7 @@ impl MessageBody for SlicedBody {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        if self.0.is_empty() {
-            return Poll::Ready(None);
-        }
-        let len = self.0.len().min(SLICE);
-        Poll::Ready(Some(Ok(self.0.split_to(len))))
+        Poll::Ready(next_slice(&mut self.0).map(Ok))
     }
 
     /// Small bodies go out whole, as any `Bytes` body does.
