@@ -332,7 +332,12 @@ impl RedisCache {
         let head = self.keys.list_head();
         let suffix = Keys::list_suffix(canonical.as_deref());
         let ttl = self.ttl_millis();
-        let body = document.body();
+        // A list sent as parts is too large to copy into Redis (32 MB at
+        // 100,000 orders): storage holds it, checked against the database's
+        // change log on every read, so it is never stale either.
+        let Some(body) = document.whole() else {
+            return;
+        };
         let stamp_head = self.keys.list_stamp_head();
         let stamp = format!("{:016x}", rand::rng().random::<u64>());
         let stored = self

@@ -67,6 +67,11 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
+    /// The original's list: every order, no page, no filter.
+    pub fn is_full(&self) -> bool {
+        self.status.is_none() && self.page.is_none()
+    }
+
     /// The parameters in one canonical text (sorted names, canonical
     /// values), so that equal queries share one cache key whatever order or
     /// spelling the client used; `None` for the parameterless list.

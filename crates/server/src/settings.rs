@@ -11,7 +11,7 @@ use cache::redis::ConnectionAddr;
 use cache::{CaCertificates, CacheConfig};
 use config::{Config, Environment};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use storage::{DatabaseUrl, StorageConfig};
+use storage::{DatabaseUrl, FullListConfig, StorageConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -38,6 +38,9 @@ pub const VARIABLES: &[&str] = &[
     "DB_POOL_TIMEOUT_MS",
     "DB_SSL_MODE",
     "DB_SSL_CA",
+    "LIST_STREAM_ABOVE_KB",
+    "LIST_MEMORY_MB",
+    "LIST_SPOOL_DIR",
     "REDIS_URL",
     "REDIS_CA_CERT",
     "ORDERS_CACHE_TTL",
@@ -127,6 +130,39 @@ impl Vars {
     }
 }
 
+/// How the full list is held: `LIST_STREAM_ABOVE_KB`, `LIST_MEMORY_MB`,
+/// `LIST_SPOOL_DIR` (which must be a directory).
+fn full_list(vars: &Vars) -> Result<FullListConfig, SettingsError> {
+    let defaults = FullListConfig::default();
+    let spool_dir = match vars.non_empty("LIST_SPOOL_DIR") {
+        None => defaults.spool_dir,
+        Some(raw) => {
+            let dir = std::path::PathBuf::from(raw.trim());
+            if !dir.is_dir() {
+                return Err(invalid(
+                    "LIST_SPOOL_DIR",
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+            dir
+        }
+    };
+    Ok(FullListConfig {
+        stream_above: vars.number(
+            "LIST_STREAM_ABOVE_KB",
+            FullListConfig::DEFAULT_STREAM_ABOVE / 1024,
+            1,
+        )? * 1024,
+        memory_budget: vars.number(
+            "LIST_MEMORY_MB",
+            FullListConfig::DEFAULT_MEMORY_BUDGET / (1024 * 1024),
+            0,
+        )? * 1024
+            * 1024,
+        spool_dir,
+    })
+}
+
 impl Settings {
     /// The process environment, then `./.env`, then defaults.
     pub fn load() -> Result<Self, SettingsError> {
@@ -172,6 +208,7 @@ impl Settings {
                 StorageConfig::DEFAULT_POOL_TIMEOUT.as_millis() as u64,
                 1,
             )?),
+            full_list: full_list(&vars)?,
         };
 
         let defaults = CacheConfig::default();

@@ -57,6 +57,9 @@ pub enum StorageError {
     /// queued ahead of it (see `write_gate`): a bigger pool would not help.
     #[error("no turn to write in time: other SQLite writes were queued ahead")]
     WriteQueue,
+    /// Writing or reading the file a large list is spooled to.
+    #[error("the list spool file failed")]
+    Spool(#[source] std::io::Error),
 }
 
 impl From<DieselError> for StorageError {

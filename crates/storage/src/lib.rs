@@ -10,9 +10,11 @@
 //! `counts` the per-status order counts, `fragments` the cache of rendered
 //! orders, and `ops` the operations themselves.
 
+mod changes;
 mod counts;
 mod error;
 mod fragments;
+mod full_list;
 mod models;
 mod ops;
 pub mod original;
@@ -25,5 +27,6 @@ mod url;
 mod write_gate;
 
 pub use error::StorageError;
+pub use full_list::FullListConfig;
 pub use storage::{Storage, StorageConfig};
 pub use url::DatabaseUrl;

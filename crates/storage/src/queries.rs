@@ -13,11 +13,15 @@ use crate::models::{
     IdempotencyInsert, IdempotencyRow, ItemInsert, ItemRow, OrderInsert, OrderRow,
 };
 use crate::pool::{MysqlConn, SqliteConn};
-use crate::schema::{idempotency_keys, order_counts, order_items, orders};
+use crate::schema::{change_head, idempotency_keys, order_changes, order_counts, order_items, orders};
 
 /// A row of the orders list before rendering: enough to find a cached
 /// fragment, or to know which rows still need loading.
 pub(crate) type IdVersion = (String, i64);
+
+/// A row of the change log as a full-list build reads it: its seq, the
+/// order it touched (`None`: every order) and its kind.
+pub(crate) type ChangeRow = (i64, Option<String>, String);
 
 /// Statements, per connection type. Futures are `Send` so operations can be
 /// spawned.
@@ -92,6 +96,42 @@ pub(crate) trait Queries: Send {
     fn all_items(
         &mut self,
         status: Option<&str>,
+    ) -> impl Future<Output = QueryResult<Vec<ItemRow>>> + Send;
+
+    /// Appends one change to the log under the next seq (see the
+    /// migration `order_changes`): the last statements of a write.
+    fn log_change(
+        &mut self,
+        order_id: Option<&str>,
+        kind: &'static str,
+        version: Option<i64>,
+        changed_at: i64,
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+    /// (epoch, seq) of the change log's head.
+    fn change_head(&mut self) -> impl Future<Output = QueryResult<(i64, i64)>> + Send;
+    /// Changes with a seq above `after`, in seq order, at most `limit`.
+    fn changes_since(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = QueryResult<Vec<ChangeRow>>> + Send;
+    /// Deletes changes made before `cutoff` (epoch ms).
+    fn prune_changes(&mut self, cutoff: i64) -> impl Future<Output = QueryResult<usize>> + Send;
+    /// Orders with `floor <= id < ceiling` (open ends for `None`), newest
+    /// first, at most `limit`.
+    fn orders_in_range(
+        &mut self,
+        floor: Option<&str>,
+        ceiling: Option<&str>,
+        limit: Option<i64>,
+    ) -> impl Future<Output = QueryResult<Vec<OrderRow>>> + Send;
+    /// The items of the orders with `floor <= order_id < ceiling`, newest
+    /// order first and each order's items last position first: one
+    /// backward walk of the items' primary key.
+    fn items_in_range(
+        &mut self,
+        floor: Option<&str>,
+        ceiling: Option<&str>,
     ) -> impl Future<Output = QueryResult<Vec<ItemRow>>> + Send;
 
     fn add_to_count(
@@ -266,6 +306,100 @@ macro_rules! impl_queries {
                             .await
                     }
                 }
+            }
+
+            async fn log_change(
+                &mut self,
+                order_id: Option<&str>,
+                kind: &'static str,
+                version: Option<i64>,
+                changed_at: i64,
+            ) -> QueryResult<usize> {
+                use diesel::sql_types::{BigInt, Nullable, Text};
+                diesel::update(change_head::table)
+                    .set(change_head::seq.eq(change_head::seq + 1))
+                    .execute(self)
+                    .await?;
+                diesel::insert_into(order_changes::table)
+                    .values(change_head::table.select((
+                        change_head::seq,
+                        order_id.into_sql::<Nullable<Text>>(),
+                        kind.into_sql::<Text>(),
+                        version.into_sql::<Nullable<BigInt>>(),
+                        changed_at.into_sql::<BigInt>(),
+                    )))
+                    .into_columns((
+                        order_changes::seq,
+                        order_changes::order_id,
+                        order_changes::kind,
+                        order_changes::version,
+                        order_changes::changed_at,
+                    ))
+                    .execute(self)
+                    .await
+            }
+
+            async fn change_head(&mut self) -> QueryResult<(i64, i64)> {
+                change_head::table
+                    .select((change_head::epoch, change_head::seq))
+                    .first(self)
+                    .await
+            }
+
+            async fn changes_since(&mut self, after: i64, limit: i64) -> QueryResult<Vec<ChangeRow>> {
+                order_changes::table
+                    .filter(order_changes::seq.gt(after))
+                    .order(order_changes::seq.asc())
+                    .limit(limit)
+                    .select((order_changes::seq, order_changes::order_id, order_changes::kind))
+                    .load(self)
+                    .await
+            }
+
+            async fn prune_changes(&mut self, cutoff: i64) -> QueryResult<usize> {
+                diesel::delete(order_changes::table.filter(order_changes::changed_at.lt(cutoff)))
+                    .execute(self)
+                    .await
+            }
+
+            async fn orders_in_range(
+                &mut self,
+                floor: Option<&str>,
+                ceiling: Option<&str>,
+                limit: Option<i64>,
+            ) -> QueryResult<Vec<OrderRow>> {
+                let mut query = orders::table
+                    .select(OrderRow::as_select())
+                    .order(orders::id.desc())
+                    .into_boxed();
+                if let Some(floor) = floor {
+                    query = query.filter(orders::id.ge(floor));
+                }
+                if let Some(ceiling) = ceiling {
+                    query = query.filter(orders::id.lt(ceiling));
+                }
+                if let Some(limit) = limit {
+                    query = query.limit(limit);
+                }
+                query.load(self).await
+            }
+
+            async fn items_in_range(
+                &mut self,
+                floor: Option<&str>,
+                ceiling: Option<&str>,
+            ) -> QueryResult<Vec<ItemRow>> {
+                let mut query = order_items::table
+                    .select(ItemRow::as_select())
+                    .order((order_items::order_id.desc(), order_items::position.desc()))
+                    .into_boxed();
+                if let Some(floor) = floor {
+                    query = query.filter(order_items::order_id.ge(floor));
+                }
+                if let Some(ceiling) = ceiling {
+                    query = query.filter(order_items::order_id.lt(ceiling));
+                }
+                query.load(self).await
             }
 
             async fn add_to_count(&mut self, status: &str, shard: i16, delta: i64) -> QueryResult<usize> {

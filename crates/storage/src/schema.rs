@@ -39,6 +39,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    order_changes (seq) {
+        seq -> BigInt,
+        order_id -> Nullable<Text>,
+        kind -> Text,
+        version -> Nullable<BigInt>,
+        changed_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    change_head (id) {
+        id -> Integer,
+        epoch -> BigInt,
+        seq -> BigInt,
+    }
+}
+
 diesel::joinable!(order_items -> orders (order_id));
 
-diesel::allow_tables_to_appear_in_same_query!(orders, order_items, order_counts, idempotency_keys);
+diesel::allow_tables_to_appear_in_same_query!(
+    orders,
+    order_items,
+    order_counts,
+    idempotency_keys,
+    order_changes,
+    change_head
+);

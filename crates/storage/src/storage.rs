@@ -12,6 +12,7 @@ use domain::{
 };
 
 use crate::fragments::{DEFAULT_BUDGET_BYTES, Fragments};
+use crate::full_list::{FullListConfig, FullLists};
 use crate::pool::Pools;
 use crate::{DatabaseUrl, StorageError, ops};
 
@@ -26,6 +27,8 @@ pub struct StorageConfig {
     /// open one, or to check an idle one. A database that cannot be reached
     /// is reported as unavailable after about this long, never a hang.
     pub pool_timeout: Duration,
+    /// How `GET /orders` without parameters is held and sent.
+    pub full_list: FullListConfig,
 }
 
 impl StorageConfig {
@@ -37,6 +40,7 @@ impl StorageConfig {
             url,
             pool_size: 0,
             pool_timeout: Self::DEFAULT_POOL_TIMEOUT,
+            full_list: FullListConfig::default(),
         }
     }
 }
@@ -58,6 +62,7 @@ pub struct Storage {
 struct Inner {
     pools: Pools,
     fragments: Fragments,
+    full_lists: FullLists,
     /// How long a caller waits for one ordinary operation. Pool waits are
     /// bounded by the pool, but a query on a connection to a database that
     /// hangs (stopped, or a network that drops packets) is not: without
@@ -81,6 +86,7 @@ impl Storage {
             inner: Arc::new(Inner {
                 pools,
                 fragments: Fragments::new(DEFAULT_BUDGET_BYTES),
+                full_lists: FullLists::new(config.full_list.clone()),
                 budget: config.pool_timeout * 3,
                 runtime: tokio::runtime::Handle::current(),
             }),
@@ -100,6 +106,10 @@ impl Storage {
 
     pub(crate) fn fragments(&self) -> &Fragments {
         &self.inner.fragments
+    }
+
+    pub(crate) fn full_lists(&self) -> &FullLists {
+        &self.inner.full_lists
     }
 
     /// Runs an operation as its own task, on the runtime that connected: if the caller's future is dropped
@@ -153,9 +163,14 @@ impl OrderRepository for Storage {
         query: ListQuery,
     ) -> impl Future<Output = Result<ListDocument, RepoError>> + Send {
         let storage = self.clone();
-        self.spawned(self.inner.budget, async move {
-            ops::list(&storage, query).await
-        })
+        // The full list may wait behind a walk of a large table (seconds
+        // at 1,000,000 orders): it is not a database outage.
+        let budget = if query.is_full() {
+            BULK_BUDGET
+        } else {
+            self.inner.budget
+        };
+        self.spawned(budget, async move { ops::list(&storage, query).await })
     }
 
     fn update_status(

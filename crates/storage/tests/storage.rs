@@ -89,7 +89,7 @@ async fn create(storage: &Storage, customer: &str) -> OrderDocument {
 }
 
 async fn list(storage: &Storage, query: ListQuery) -> Value {
-    json(storage.list(query).await.unwrap().body())
+    json(storage.list(query).await.unwrap().whole().unwrap())
 }
 
 fn ids(list: &Value) -> Vec<String> {
@@ -173,7 +173,7 @@ async fn create_and_get_round_trip(db: &TestDb) {
 async fn full_list_is_newest_first(db: &TestDb) {
     let storage = &db.storage;
     let empty = storage.list(ListQuery::default()).await.unwrap();
-    assert_eq!(empty.body(), &b"{\"total_orders\":0,\"orders\":[]}"[..]);
+    assert_eq!(empty.whole().unwrap(), &b"{\"total_orders\":0,\"orders\":[]}"[..]);
 
     let mut made = Vec::new();
     for i in 0..5 {
@@ -412,7 +412,7 @@ async fn reset_removes_everything_and_counts_it(db: &TestDb) {
     assert_eq!(outcome.items, 7 + fake_items);
     assert_eq!(storage.count().await.unwrap(), (0, 0));
     assert_eq!(
-        storage.list(ListQuery::default()).await.unwrap().body(),
+        storage.list(ListQuery::default()).await.unwrap().whole().unwrap(),
         &b"{\"total_orders\":0,\"orders\":[]}"[..]
     );
     assert_eq!(list(storage, page(10, None, None)).await["total_orders"], 0);
@@ -678,7 +678,7 @@ async fn list_stays_correct_after_changes_to_cached_orders(db: &TestDb) {
         made.push(create(storage, &format!("C{i}")).await.id());
     }
     let before = storage.list(ListQuery::default()).await.unwrap();
-    assert_eq!(ids(&json(before.body())).len(), 10);
+    assert_eq!(ids(&json(before.whole().unwrap())).len(), 10);
 
     storage
         .update_status(made[3], OrderStatus::Ready, None)
@@ -698,7 +698,7 @@ async fn list_stays_correct_after_changes_to_cached_orders(db: &TestDb) {
     .await;
 
     let after = storage.list(ListQuery::default()).await.unwrap();
-    let listed = json(after.body());
+    let listed = json(after.whole().unwrap());
     assert_eq!(listed["total_orders"], 9);
     let mut fresh = Vec::new();
     for id in ids(&listed) {
@@ -851,7 +851,7 @@ async fn measure(backend: &str, storage: &Storage) {
         "{backend}: seed of 100,000 orders {seeded:?}; full list of 101,000 {full_list:?} \
          ({} bytes); median page of 100 (first, middle, filtered): \
          at 1,000 orders {small:?}, at 101,000 orders {large:?}",
-        listed.body().len()
+        listed.whole().unwrap().len()
     );
 }
 

@@ -36,8 +36,8 @@ async fn assert_coherent(repo: &Cached, database: &MemoryRepo, ids: &[OrderId], 
             let cached = repo.list(query).await.unwrap();
             let truth = database.list(query).await.unwrap();
             assert_eq!(
-                text(cached.body()),
-                text(truth.body()),
+                text(cached.whole().unwrap()),
+                text(truth.whole().unwrap()),
                 "stale list after {after}"
             );
         }
@@ -214,21 +214,21 @@ async fn a_list_read_before_a_write_stores_nothing_a_later_read_can_see() {
         .await
         .expect("the late list does not wait for the early flight")
         .unwrap();
-    assert!(text(late.body()).contains(&ben_id));
+    assert!(text(late.whole().unwrap()).contains(&ben_id));
 
     hold.release();
     let old = early.await.unwrap().unwrap();
-    assert!(!text(old.body()).contains(&ben_id), "read before the write");
+    assert!(!text(old.whole().unwrap()).contains(&ben_id), "read before the write");
     assert!(
         !redis.exists("orders:list:1"),
         "a fill under a superseded version stores nothing"
     );
     assert_eq!(
         redis.get("orders:list:2").as_deref(),
-        Some(&late.body()[..])
+        Some(&late.whole().unwrap()[..])
     );
     let again = repo.list(ListQuery::default()).await.unwrap();
-    assert!(text(again.body()).contains(&ben_id));
+    assert!(text(again.whole().unwrap()).contains(&ben_id));
     assert_eq!(repo.inner().calls(Op::List), 2, "the last list was a hit");
 }
 
@@ -296,12 +296,12 @@ async fn a_held_list_copy_is_never_served_once_redis_stores_another_payload() {
 
     let seen = one.list(ListQuery::default()).await.unwrap();
     assert_eq!(
-        text(seen.body()),
-        text(filled.body()),
+        text(seen.whole().unwrap()),
+        text(filled.whole().unwrap()),
         "the held copy was not reused"
     );
     let truth = database.list(ListQuery::default()).await.unwrap();
-    assert_eq!(text(seen.body()), text(truth.body()));
+    assert_eq!(text(seen.whole().unwrap()), text(truth.whole().unwrap()));
 }
 
 /// Writes straight to the database, as a process without the cache would.

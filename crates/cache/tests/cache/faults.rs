@@ -99,7 +99,7 @@ async fn hung_redis(server: RedisProcess) {
     for _ in 0..20 {
         assert_eq!(repo.get(id).await.unwrap(), Some(updated.clone()));
         let list = repo.list(ListQuery::default()).await.unwrap();
-        assert!(text(list.body()).contains("\"shipped\""));
+        assert!(text(list.whole().unwrap()).contains("\"shipped\""));
     }
     let took = start.elapsed();
     assert!(
@@ -125,7 +125,7 @@ async fn hung_redis(server: RedisProcess) {
             assert_eq!(found, Some(updated.clone()), "stale detail after recovery");
             let list = repo.list(ListQuery::default()).await.unwrap();
             assert!(
-                text(list.body()).contains("\"shipped\""),
+                text(list.whole().unwrap()).contains("\"shipped\""),
                 "stale list after recovery"
             );
             look.get(&detail_key).as_deref() == Some(&updated.body()[..])
@@ -219,7 +219,7 @@ async fn killed_and_restarted_under_load(mut server: RedisProcess) {
             for _ in 0..2 {
                 let cached = repo.list(ListQuery::default()).await.unwrap();
                 let truth = database.list(ListQuery::default()).await.unwrap();
-                assert_eq!(text(cached.body()), text(truth.body()), "stale list");
+                assert_eq!(text(cached.whole().unwrap()), text(truth.whole().unwrap()), "stale list");
                 for id in ids.iter() {
                     assert_eq!(
                         repo.get(*id).await.unwrap(),

@@ -32,7 +32,7 @@ async fn keys_hold_the_exact_bytes_served_and_hits_skip_the_database() {
     let list = repo.list(ListQuery::default()).await.unwrap();
     assert_eq!(
         redis.get("orders:list:2").as_deref(),
-        Some(&list.body()[..]),
+        Some(&list.whole().unwrap()[..]),
         "orders:list:{{v}} holds the body as sent"
     );
     assert_eq!(repo.list(ListQuery::default()).await.unwrap(), list);
@@ -48,7 +48,7 @@ async fn keys_hold_the_exact_bytes_served_and_hits_skip_the_database() {
     let first_page = repo.list(page).await.unwrap();
     assert_eq!(
         redis.get("orders:list:2:limit=1").as_deref(),
-        Some(&first_page.body()[..])
+        Some(&first_page.whole().unwrap()[..])
     );
     let received = ListQuery {
         status: Some(OrderStatus::Received),
@@ -57,7 +57,7 @@ async fn keys_hold_the_exact_bytes_served_and_hits_skip_the_database() {
     let filtered = repo.list(received).await.unwrap();
     assert_eq!(
         redis.get("orders:list:2:status=received").as_deref(),
-        Some(&filtered.body()[..])
+        Some(&filtered.whole().unwrap()[..])
     );
 
     let fetched = repo.get(alice.id()).await.unwrap().unwrap();
@@ -302,10 +302,10 @@ async fn junk_under_a_key_is_never_served() {
 
     redis.set("orders:list:1", b"junk");
     let list = repo.list(ListQuery::default()).await.unwrap();
-    assert!(text(list.body()).contains(&alice.id().to_string()));
+    assert!(text(list.whole().unwrap()).contains(&alice.id().to_string()));
     assert_eq!(
         redis.get("orders:list:1").as_deref(),
-        Some(&list.body()[..]),
+        Some(&list.whole().unwrap()[..]),
         "the junk was overwritten"
     );
 }

@@ -50,7 +50,7 @@ async fn a_list_read_before_redis_restarted_empty_is_not_stored_after_a_write() 
                 .await
                 .expect("a read after the restart joined a flight from before it")
                 .unwrap();
-            assert!(text(list.body()).contains(&ben_id), "stale list");
+            assert!(text(list.whole().unwrap()).contains(&ben_id), "stale list");
             let hits = repo.stats().cache.unwrap().list.hits;
             repo.list(ListQuery::default()).await.unwrap();
             repo.stats().cache.unwrap().list.hits > hits
@@ -66,7 +66,7 @@ async fn a_list_read_before_redis_restarted_empty_is_not_stored_after_a_write() 
     let errors = repo.stats().cache.unwrap().list.errors;
     hold.release();
     let old = early.await.unwrap().unwrap();
-    assert!(!text(old.body()).contains(&ben_id), "read before the write");
+    assert!(!text(old.whole().unwrap()).contains(&ben_id), "read before the write");
     assert_eq!(
         repo.stats().cache.unwrap().list.errors,
         errors,
@@ -79,7 +79,7 @@ async fn a_list_read_before_redis_restarted_empty_is_not_stored_after_a_write() 
         text(&stored)
     );
     let list = repo.list(ListQuery::default()).await.unwrap();
-    assert!(text(list.body()).contains(&ben_id), "stale list served");
+    assert!(text(list.whole().unwrap()).contains(&ben_id), "stale list served");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -171,14 +171,14 @@ async fn a_list_version_lost_alone_comes_back_under_a_new_epoch() {
         .await
         .expect("the late read joined the early flight")
         .unwrap();
-    assert!(text(late.body()).contains(&ben_id));
+    assert!(text(late.whole().unwrap()).contains(&ben_id));
 
     hold.release();
     let old = early.await.unwrap().unwrap();
-    assert!(!text(old.body()).contains(&ben_id), "read before the write");
+    assert!(!text(old.whole().unwrap()).contains(&ben_id), "read before the write");
     assert_eq!(
         redis.get("orders:list:1").as_deref().map(text),
-        Some(text(late.body())),
+        Some(text(late.whole().unwrap())),
         "the early reader overwrote the current list"
     );
     let again = repo.list(ListQuery::default()).await.unwrap();

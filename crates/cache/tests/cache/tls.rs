@@ -38,7 +38,7 @@ async fn the_cache_gets_hits_over_tls_with_a_private_ca() {
     for _ in 0..2 {
         assert_eq!(repo.get(alice.id()).await.unwrap(), Some(alice.clone()));
         let list = repo.list(ListQuery::default()).await.unwrap();
-        assert!(text(list.body()).contains(&alice.id().to_string()));
+        assert!(text(list.whole().unwrap()).contains(&alice.id().to_string()));
     }
     let stats = repo.stats().cache.unwrap();
     assert_eq!((stats.detail.hits, stats.list.hits), (1, 1));

@@ -4,6 +4,7 @@ use domain::{Order, ResetOutcome, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::changes::{self, Change};
 use crate::counts::{self, CountChange};
 use crate::models::{ItemInsert, OrderInsert, item_inserts};
 use crate::queries::Queries;
@@ -25,6 +26,7 @@ pub(crate) async fn reset(storage: &Storage) -> Result<ResetOutcome, StorageErro
         let orders = conn.delete_all_orders().await?;
         conn.delete_all_idempotency().await?;
         conn.clear_counts().await?;
+        changes::record(conn, Change::Reset, Timestamp::now().as_millis()).await?;
         Ok(ResetOutcome {
             orders: orders as u64,
             items: items as u64,
@@ -48,6 +50,7 @@ pub(crate) async fn seed(storage: &Storage, count: u64) -> Result<u64, StorageEr
         let now = Timestamp::now();
         let mut per_status: BTreeMap<&'static str, i64> = BTreeMap::new();
         let mut inserted = 0;
+        let mut lowest: Option<String> = None;
         while inserted < count {
             let size = (count - inserted).min(ORDERS_PER_INSERT as u64);
             let chunk: Vec<Order> = (0..size)
@@ -59,6 +62,11 @@ pub(crate) async fn seed(storage: &Storage, count: u64) -> Result<u64, StorageEr
             // Orders before their items, for the foreign key.
             let order_rows: Vec<OrderInsert<'_>> =
                 chunk.iter().map(OrderInsert::from_order).collect();
+            if let Some(low) = order_rows.iter().map(|row| &row.id).min()
+                && lowest.as_ref().is_none_or(|lowest| low < lowest)
+            {
+                lowest = Some(low.clone());
+            }
             conn.insert_orders(&order_rows).await?;
             let item_rows: Vec<ItemInsert<'_>> = order_rows
                 .iter()
@@ -79,6 +87,9 @@ pub(crate) async fn seed(storage: &Storage, count: u64) -> Result<u64, StorageEr
             })
             .collect();
         counts::apply(conn, changes).await?;
+        if let Some(from) = &lowest {
+            changes::record(conn, Change::Seeded { from }, now.as_millis()).await?;
+        }
         Ok(inserted)
     })
 }

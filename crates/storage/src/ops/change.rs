@@ -1,5 +1,6 @@
 use domain::{Item, OrderDocument, OrderId, OrderStatus, StatusUpdate, Timestamp, Version};
 
+use crate::changes::{self, Change};
 use crate::counts::{self, CountChange};
 use crate::models::{ItemRow, OrderRow, parse_status, version_to_column};
 use crate::queries::Queries;
@@ -42,6 +43,15 @@ pub(crate) async fn update_status(
         if old_status != status {
             counts::move_one(conn, old_status.as_str(), status.as_str(), shard).await?;
         }
+        changes::record(
+            conn,
+            Change::Status {
+                id: &id,
+                version: version_to_column(version),
+            },
+            now,
+        )
+        .await?;
         let updated = OrderRow {
             status: status.as_str().to_owned(),
             updated_at: now,
@@ -54,6 +64,7 @@ pub(crate) async fn update_status(
     })?;
     if let StatusUpdate::Updated(document) = &update {
         storage.fragments().insert(document);
+        super::maybe_prune_changes(storage, now);
     }
     Ok(update)
 }
@@ -63,7 +74,8 @@ pub(crate) async fn update_status(
 pub(crate) async fn delete(storage: &Storage, id: OrderId) -> Result<bool, StorageError> {
     let id = id.to_text();
     let shard = counts::random_shard();
-    write_transaction!(storage.pools(), |conn| {
+    let now = Timestamp::now().as_millis();
+    let deleted = write_transaction!(storage.pools(), |conn| {
         let Some(row) = conn.lock_order(&id).await? else {
             return Ok(false);
         };
@@ -78,6 +90,11 @@ pub(crate) async fn delete(storage: &Storage, id: OrderId) -> Result<bool, Stora
             }],
         )
         .await?;
+        changes::record(conn, Change::Deleted { id: &id }, now).await?;
         Ok(true)
-    })
+    })?;
+    if deleted {
+        super::maybe_prune_changes(storage, now);
+    }
+    Ok(deleted)
 }

@@ -1,5 +1,6 @@
 use domain::{Created, IdempotencyKey, NewOrder, Order, OrderDocument, Timestamp};
 
+use crate::changes::{self, Change};
 use crate::counts::{self, CountChange};
 use crate::models::{
     IdempotencyInsert, IdempotencyRow, ItemInsert, OrderInsert, fingerprint_to_column, item_inserts,
@@ -70,6 +71,15 @@ pub(crate) async fn create(
             conn.insert_orders(std::slice::from_ref(&order_row)).await?;
             conn.insert_items(&item_rows).await?;
             counts::apply(conn, vec![count]).await?;
+            changes::record(
+                conn,
+                Change::Created {
+                    id: &order_row.id,
+                    version: order_row.version,
+                },
+                now.as_millis(),
+            )
+            .await?;
             Ok(Outcome::Created)
         });
         match result {
@@ -95,6 +105,7 @@ pub(crate) async fn create(
                     purge_expired_keys(&storage, fresh_after).await
                 }));
             }
+            super::maybe_prune_changes(storage, now.as_millis());
             Ok(Created {
                 document,
                 replayed: false,

@@ -53,6 +53,9 @@ pub(crate) async fn list(
     storage: &Storage,
     query: ListQuery,
 ) -> Result<ListDocument, StorageError> {
+    if query.is_full() {
+        return crate::full_list::read(storage).await;
+    }
     let status = query.status.map(|status| status.as_str());
     let page = query.page;
     let before = page

@@ -8,10 +8,16 @@ use super::layout::{MIGRATIONS_TABLE, OUR_TABLES, RECORD};
 
 /// `migrations/mysql`, in order, as (name, up.sql). A test checks this
 /// list against the embedded migrations.
-pub(crate) const MYSQL_MIGRATIONS: [(&str, &str); 1] = [(
-    "2025-11-25-000001_create_orders",
-    include_str!("../../../../migrations/mysql/2025-11-25-000001_create_orders/up.sql"),
-)];
+pub(crate) const MYSQL_MIGRATIONS: [(&str, &str); 2] = [
+    (
+        "2025-11-25-000001_create_orders",
+        include_str!("../../../../migrations/mysql/2025-11-25-000001_create_orders/up.sql"),
+    ),
+    (
+        "2026-12-02-000001_order_changes",
+        include_str!("../../../../migrations/mysql/2026-12-02-000001_order_changes/up.sql"),
+    ),
+];
 
 /// The original's tables as `db.create_all()` creates them on SQLite.
 pub(crate) const ORIGINAL_SQLITE: &str = "CREATE TABLE orders (

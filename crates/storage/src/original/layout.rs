@@ -7,8 +7,14 @@ use std::fmt;
 /// Diesel's record of the migrations run; its presence makes a database ours.
 pub(crate) const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 /// Our tables, as `migrations/*` create them.
-pub(crate) const OUR_TABLES: [&str; 4] =
-    ["orders", "order_items", "order_counts", "idempotency_keys"];
+pub(crate) const OUR_TABLES: [&str; 6] = [
+    "orders",
+    "order_items",
+    "order_counts",
+    "idempotency_keys",
+    "order_changes",
+    "change_head",
+];
 /// The original's two tables.
 pub(crate) const ORIGINAL_ORDERS: &str = "orders";
 pub(crate) const ORIGINAL_ITEMS: &str = "order_items";

@@ -1,0 +1,303 @@
+//! Bringing a full list up to date inside one read transaction: nothing
+//! when the change log has not moved, the chunks that the new changes
+//! touched when it has, or a walk of the whole table in chunks.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use domain::Item;
+use domain::parts::{ListPart, ResidentPart};
+
+use super::FullListConfig;
+use super::chunks::{Chunk, SPLIT_ABOVE, Snapshot, TARGET_ORDERS, covering};
+use super::spool::Spool;
+use crate::StorageError;
+use crate::changes::SEEDED;
+use crate::models::{ItemRow, OrderRow};
+use crate::queries::Queries;
+
+/// Past this many changes since the held list, the table is walked again:
+/// reading the log would cost about as much.
+const MAX_CHANGES: i64 = 50_000;
+
+pub(crate) enum Refreshed {
+    /// The held list is current.
+    Unchanged,
+    New(Snapshot),
+}
+
+/// Where new chunks go: memory while the budget lasts, then the spool.
+struct Placer<'a> {
+    spool: &'a Arc<Spool>,
+    resident_left: usize,
+}
+
+impl Placer<'_> {
+    fn chunk(
+        &mut self,
+        floor: Option<String>,
+        orders: usize,
+        bytes: Bytes,
+    ) -> Result<Arc<Chunk>, StorageError> {
+        if bytes.len() <= self.resident_left {
+            self.resident_left -= bytes.len();
+            return Ok(Arc::new(Chunk {
+                floor,
+                orders,
+                part: Arc::new(ResidentPart::new(bytes)),
+                resident: true,
+                spooled: None,
+            }));
+        }
+        let spooled = Arc::new(self.spool.append(&bytes).map_err(StorageError::Spool)?);
+        Ok(Arc::new(Chunk {
+            floor,
+            orders,
+            part: Arc::clone(&spooled) as Arc<dyn ListPart>,
+            resident: false,
+            spooled: Some(spooled),
+        }))
+    }
+}
+
+pub(crate) async fn refresh<C: Queries>(
+    conn: &mut C,
+    previous: Option<&Snapshot>,
+    config: &FullListConfig,
+    spool: &Arc<Spool>,
+) -> Result<Refreshed, StorageError> {
+    let (epoch, seq) = conn.change_head().await?;
+    let chunks = match previous {
+        Some(held) if held.epoch == epoch && held.seq == seq => return Ok(Refreshed::Unchanged),
+        Some(held) if held.epoch == epoch && held.seq < seq && seq - held.seq <= MAX_CHANGES => {
+            match touched(conn, held, seq).await? {
+                Some(touched) => update(conn, held, &touched, config, spool).await?,
+                None => walk(conn, config, spool).await?,
+            }
+        }
+        _ => walk(conn, config, spool).await?,
+    };
+    let chunks = respool(chunks, spool)?;
+    let snapshot = Snapshot::new(epoch, seq, chunks, config.stream_above).map_err(StorageError::Spool)?;
+    Ok(Refreshed::New(snapshot))
+}
+
+/// The indices of the held chunks that the changes after `held.seq` (up
+/// to `seq`) touched; `None` when the log cannot say (pruned past the held
+/// list, or a change of every order).
+async fn touched<C: Queries>(
+    conn: &mut C,
+    held: &Snapshot,
+    seq: i64,
+) -> Result<Option<BTreeSet<usize>>, StorageError> {
+    let changes = conn.changes_since(held.seq, seq - held.seq).await?;
+    // Seqs are consecutive (one per committed write; a rolled-back write
+    // takes its bump of the head with it), so a gap means pruned rows.
+    let complete = changes.len() as i64 == seq - held.seq
+        && changes.first().is_some_and(|(first, _, _)| *first == held.seq + 1);
+    if !complete {
+        return Ok(None);
+    }
+    let mut touched = BTreeSet::new();
+    for (_, order_id, kind) in &changes {
+        let Some(order_id) = order_id else {
+            return Ok(None);
+        };
+        let index = covering(&held.chunks, order_id);
+        if kind == SEEDED {
+            // Every order from `order_id` up may be new.
+            touched.extend(0..=index);
+        } else {
+            touched.insert(index);
+        }
+    }
+    Ok(Some(touched))
+}
+
+/// The held chunks with the touched ones read again (and split when they
+/// grew past `SPLIT_ABOVE`).
+async fn update<C: Queries>(
+    conn: &mut C,
+    held: &Snapshot,
+    touched: &BTreeSet<usize>,
+    config: &FullListConfig,
+    spool: &Arc<Spool>,
+) -> Result<Vec<Arc<Chunk>>, StorageError> {
+    let kept_resident: usize = held
+        .chunks
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !touched.contains(index))
+        .map(|(_, chunk)| chunk.resident_bytes())
+        .sum();
+    let mut placer = Placer {
+        spool,
+        resident_left: config.memory_budget.saturating_sub(kept_resident),
+    };
+    let mut chunks = Vec::with_capacity(held.chunks.len() + touched.len());
+    for (index, chunk) in held.chunks.iter().enumerate() {
+        if !touched.contains(&index) {
+            chunks.push(Arc::clone(chunk));
+            continue;
+        }
+        let ceiling = index
+            .checked_sub(1)
+            .and_then(|before| held.chunks[before].floor.as_deref());
+        let floor = chunk.floor.as_deref();
+        let orders = conn.orders_in_range(floor, ceiling, None).await?;
+        let items = conn.items_in_range(floor, ceiling).await?;
+        let rendered = Rendered::new(orders, items)?;
+        chunks.extend(rendered.into_chunks(chunk.floor.clone(), &mut placer)?);
+    }
+    Ok(chunks)
+}
+
+/// Every order, newest first, one chunk of `TARGET_ORDERS` at a time.
+async fn walk<C: Queries>(
+    conn: &mut C,
+    config: &FullListConfig,
+    spool: &Arc<Spool>,
+) -> Result<Vec<Arc<Chunk>>, StorageError> {
+    let mut placer = Placer {
+        spool,
+        resident_left: config.memory_budget,
+    };
+    let mut chunks: Vec<Arc<Chunk>> = Vec::new();
+    let mut ceiling: Option<String> = None;
+    loop {
+        let orders = conn
+            .orders_in_range(None, ceiling.as_deref(), Some(TARGET_ORDERS as i64))
+            .await?;
+        let full = orders.len() == TARGET_ORDERS;
+        let Some(last) = orders.last() else {
+            break;
+        };
+        // The oldest chunk covers everything below it.
+        let floor = full.then(|| last.id.clone());
+        let items = conn
+            .items_in_range(Some(&last.id), ceiling.as_deref())
+            .await?;
+        let rendered = Rendered::new(orders, items)?;
+        chunks.push(rendered.into_one_chunk(floor.clone(), &mut placer)?);
+        match floor {
+            Some(floor) => ceiling = Some(floor),
+            None => break,
+        }
+    }
+    match chunks.last() {
+        // A table of exactly a multiple of TARGET_ORDERS (or empty): the
+        // oldest chunk still needs an open floor.
+        Some(last) if last.floor.is_none() => {}
+        _ => chunks.push(placer.chunk(None, 0, Bytes::new())?),
+    }
+    Ok(chunks)
+}
+
+/// Moves every spooled chunk to a fresh file once the current one is
+/// mostly garbage.
+fn respool(chunks: Vec<Arc<Chunk>>, spool: &Arc<Spool>) -> Result<Vec<Arc<Chunk>>, StorageError> {
+    let live: u64 = chunks.iter().map(|chunk| chunk.spooled_bytes()).sum();
+    if !spool.wants_rewrite(live) {
+        return Ok(chunks);
+    }
+    spool.restart();
+    chunks
+        .into_iter()
+        .map(|chunk| {
+            let Some(spooled) = &chunk.spooled else {
+                return Ok(chunk);
+            };
+            if spool.is_current(spooled) {
+                return Ok(chunk);
+            }
+            let bytes = spooled.read().map_err(StorageError::Spool)?;
+            let moved = Arc::new(spool.append(&bytes).map_err(StorageError::Spool)?);
+            Ok(Arc::new(Chunk {
+                floor: chunk.floor.clone(),
+                orders: chunk.orders,
+                part: Arc::clone(&moved) as Arc<dyn ListPart>,
+                resident: false,
+                spooled: Some(moved),
+            }))
+        })
+        .collect()
+}
+
+/// Orders rendered into one buffer, newest first, separated by commas.
+struct Rendered {
+    body: Bytes,
+    /// Where each order starts and ends in `body`.
+    spans: Vec<(usize, usize)>,
+    /// Each order's id, for the floors of split chunks.
+    ids: Vec<String>,
+}
+
+impl Rendered {
+    /// `orders` newest first; `items` in the same order of orders, each
+    /// order's items last position first (as `items_in_range` reads them).
+    fn new(orders: Vec<OrderRow>, items: Vec<ItemRow>) -> Result<Self, StorageError> {
+        let mut body = Vec::with_capacity(orders.len() * 330);
+        let mut spans = Vec::with_capacity(orders.len());
+        let mut ids = Vec::with_capacity(orders.len());
+        let mut items = items.into_iter().peekable();
+        for row in orders {
+            // Items of orders outside the list (none, with the foreign
+            // key) are passed over.
+            while items.next_if(|item| item.order_id > row.id).is_some() {}
+            let mut own: Vec<Item> = Vec::new();
+            while let Some(item) = items.next_if(|item| item.order_id == row.id) {
+                own.push(item.into_item());
+            }
+            own.reverse();
+            ids.push(row.id.clone());
+            let order = row.into_order(own)?;
+            if !spans.is_empty() {
+                body.push(b',');
+            }
+            let start = body.len();
+            serde_json::to_writer(&mut body, &order).expect("an order always serialises");
+            spans.push((start, body.len()));
+        }
+        Ok(Self {
+            body: Bytes::from(body),
+            spans,
+            ids,
+        })
+    }
+
+    fn into_one_chunk(
+        self,
+        floor: Option<String>,
+        placer: &mut Placer<'_>,
+    ) -> Result<Arc<Chunk>, StorageError> {
+        let orders = self.spans.len();
+        placer.chunk(floor, orders, self.body)
+    }
+
+    /// One chunk, or pieces of `TARGET_ORDERS` when there are more than
+    /// `SPLIT_ABOVE`; the last piece keeps `floor`.
+    fn into_chunks(
+        self,
+        floor: Option<String>,
+        placer: &mut Placer<'_>,
+    ) -> Result<Vec<Arc<Chunk>>, StorageError> {
+        if self.spans.len() <= SPLIT_ABOVE {
+            return Ok(vec![self.into_one_chunk(floor, placer)?]);
+        }
+        let pieces = self.spans.len().div_ceil(TARGET_ORDERS);
+        let mut chunks = Vec::with_capacity(pieces);
+        for piece in 0..pieces {
+            let first = piece * TARGET_ORDERS;
+            let last = ((piece + 1) * TARGET_ORDERS).min(self.spans.len()) - 1;
+            let piece_floor = if piece + 1 == pieces {
+                floor.clone()
+            } else {
+                Some(self.ids[last].clone())
+            };
+            let bytes = self.body.slice(self.spans[first].0..self.spans[last].1);
+            chunks.push(placer.chunk(piece_floor, last - first + 1, bytes)?);
+        }
+        Ok(chunks)
+    }
+}

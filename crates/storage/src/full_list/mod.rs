@@ -1,0 +1,120 @@
+//! `GET /orders` without parameters: every order, at any table size.
+//!
+//! The process holds the full list as chunks of about 1,000 rendered orders,
+//! each covering a range of ids, as of a position in the change log
+//! (`changes`). A request checks the log's head in a short read
+//! transaction: unchanged, the held list is served; moved, only the chunks
+//! holding the changed orders are read again, in the same transaction, so
+//! the list is one consistent snapshot. After one write at 100,000 orders
+//! that is one chunk of 100. The log is in the database, so this works the
+//! same whichever instance made the write.
+//!
+//! What is held: chunks in memory up to `memory_budget` bytes, the rest in
+//! an unlinked spool file (the kernel's page cache, not the process's
+//! memory); a response holds one chunk at a time. A list over
+//! `stream_above` bytes is sent as parts and never joined; a smaller one is
+//! one buffer, which the cache layer stores in Redis as before.
+//!
+//! One refresh runs at a time per process: concurrent requests queue
+//! behind it, holding no connection, and the ones that arrived before it
+//! began take its result. A build never takes more than one connection
+//! from the pool, whatever the number of readers, so writes keep theirs.
+
+mod build;
+mod chunks;
+mod spool;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use domain::ListDocument;
+
+use crate::transaction::read_transaction;
+use crate::{Storage, StorageError};
+use build::Refreshed;
+use chunks::Snapshot;
+use spool::Spool;
+
+/// How a full list is held and sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullListConfig {
+    /// Bodies longer than this are sent as parts, never joined (and not
+    /// stored in Redis).
+    pub stream_above: usize,
+    /// Rendered chunks held in memory; the rest are spooled.
+    pub memory_budget: usize,
+    /// Where the spool file is made (unlinked at once).
+    pub spool_dir: PathBuf,
+}
+
+impl FullListConfig {
+    pub const DEFAULT_STREAM_ABOVE: usize = 4 * 1024 * 1024;
+    pub const DEFAULT_MEMORY_BUDGET: usize = 48 * 1024 * 1024;
+}
+
+impl Default for FullListConfig {
+    fn default() -> Self {
+        Self {
+            stream_above: Self::DEFAULT_STREAM_ABOVE,
+            memory_budget: Self::DEFAULT_MEMORY_BUDGET,
+            spool_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+pub(crate) struct FullLists {
+    config: FullListConfig,
+    spool: Arc<Spool>,
+    held: tokio::sync::Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    snapshot: Option<Arc<Snapshot>>,
+    /// When the last refresh began: every write acknowledged before then
+    /// is in `snapshot`.
+    checked_at: Option<Instant>,
+}
+
+impl FullLists {
+    pub(crate) fn new(config: FullListConfig) -> Self {
+        Self {
+            spool: Arc::new(Spool::new(config.spool_dir.clone())),
+            config,
+            held: tokio::sync::Mutex::new(Held::default()),
+        }
+    }
+}
+
+/// The full list as of a moment after the call began.
+pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError> {
+    let lists = storage.full_lists();
+    let arrived = Instant::now();
+    let mut held = lists.held.lock().await;
+    if let (Some(snapshot), Some(checked_at)) = (&held.snapshot, held.checked_at)
+        && checked_at >= arrived
+    {
+        return Ok(snapshot.document.clone());
+    }
+    let began = Instant::now();
+    let previous = held.snapshot.clone();
+    let refreshed = read_transaction!(storage.pools(), |conn| {
+        build::refresh(conn, previous.as_deref(), &lists.config, &lists.spool).await
+    })?;
+    if let Refreshed::New(snapshot) = refreshed {
+        tracing::debug!(
+            seq = snapshot.seq,
+            chunks = snapshot.chunks.len(),
+            resident_bytes = snapshot.resident_bytes(),
+            "full list rebuilt"
+        );
+        held.snapshot = Some(Arc::new(snapshot));
+    }
+    held.checked_at = Some(began);
+    let snapshot = held
+        .snapshot
+        .as_ref()
+        .expect("a refresh leaves a snapshot");
+    Ok(snapshot.document.clone())
+}

@@ -1,0 +1,2 @@
+DROP TABLE change_head;
+DROP TABLE order_changes;
