@@ -22,14 +22,24 @@ pub(crate) const SEEDED: &str = "seeded";
 /// What a write did.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Change<'a> {
-    Created { id: &'a str, version: i64 },
-    Status { id: &'a str, version: i64 },
-    Deleted { id: &'a str },
+    Created {
+        id: &'a str,
+        version: i64,
+    },
+    Status {
+        id: &'a str,
+        version: i64,
+    },
+    Deleted {
+        id: &'a str,
+    },
     /// Every order went.
     Reset,
     /// Many orders came at once, none with an id below `from` (their ids
     /// are UUIDv7s of the seed's time, so they all sort above older orders).
-    Seeded { from: &'a str },
+    Seeded {
+        from: &'a str,
+    },
 }
 
 impl Change<'_> {

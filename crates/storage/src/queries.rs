@@ -13,7 +13,9 @@ use crate::models::{
     IdempotencyInsert, IdempotencyRow, ItemInsert, ItemRow, OrderInsert, OrderRow,
 };
 use crate::pool::{MysqlConn, SqliteConn};
-use crate::schema::{change_head, idempotency_keys, order_changes, order_counts, order_items, orders};
+use crate::schema::{
+    change_head, idempotency_keys, order_changes, order_counts, order_items, orders,
+};
 
 /// A row of the orders list before rendering: enough to find a cached
 /// fragment, or to know which rows still need loading.

@@ -1,8 +1,11 @@
 //! The storage suite, run against SQLite and against MariaDB: every case is
 //! written once and instantiated for both backends by `both_backends!`.
 
+mod full_list;
 mod support;
 mod tls;
+
+use full_list::*;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -57,11 +60,15 @@ both_backends!(
 
 both_backends!(
     flavor = "multi_thread",
+    full_list_follows_the_change_log,
+    a_write_during_a_full_list_build_is_seen_next,
+    a_streamed_list_is_one_snapshot,
+    a_slow_reader_holds_back_no_write,
     concurrent_creates_with_one_key_make_one_order,
     concurrent_writers_all_succeed,
 );
 
-fn new_order(customer: &str, items: &[(&str, i64)]) -> NewOrder {
+pub fn new_order(customer: &str, items: &[(&str, i64)]) -> NewOrder {
     NewOrder::new(
         CustomerName::parse(customer).unwrap(),
         items
@@ -173,7 +180,10 @@ async fn create_and_get_round_trip(db: &TestDb) {
 async fn full_list_is_newest_first(db: &TestDb) {
     let storage = &db.storage;
     let empty = storage.list(ListQuery::default()).await.unwrap();
-    assert_eq!(empty.whole().unwrap(), &b"{\"total_orders\":0,\"orders\":[]}"[..]);
+    assert_eq!(
+        empty.whole().unwrap(),
+        &b"{\"total_orders\":0,\"orders\":[]}"[..]
+    );
 
     let mut made = Vec::new();
     for i in 0..5 {
@@ -412,7 +422,12 @@ async fn reset_removes_everything_and_counts_it(db: &TestDb) {
     assert_eq!(outcome.items, 7 + fake_items);
     assert_eq!(storage.count().await.unwrap(), (0, 0));
     assert_eq!(
-        storage.list(ListQuery::default()).await.unwrap().whole().unwrap(),
+        storage
+            .list(ListQuery::default())
+            .await
+            .unwrap()
+            .whole()
+            .unwrap(),
         &b"{\"total_orders\":0,\"orders\":[]}"[..]
     );
     assert_eq!(list(storage, page(10, None, None)).await["total_orders"], 0);

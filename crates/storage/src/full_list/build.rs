@@ -79,7 +79,8 @@ pub(crate) async fn refresh<C: Queries>(
         _ => walk(conn, config, spool).await?,
     };
     let chunks = respool(chunks, spool)?;
-    let snapshot = Snapshot::new(epoch, seq, chunks, config.stream_above).map_err(StorageError::Spool)?;
+    let snapshot =
+        Snapshot::new(epoch, seq, chunks, config.stream_above).map_err(StorageError::Spool)?;
     Ok(Refreshed::New(snapshot))
 }
 
@@ -95,7 +96,9 @@ async fn touched<C: Queries>(
     // Seqs are consecutive (one per committed write; a rolled-back write
     // takes its bump of the head with it), so a gap means pruned rows.
     let complete = changes.len() as i64 == seq - held.seq
-        && changes.first().is_some_and(|(first, _, _)| *first == held.seq + 1);
+        && changes
+            .first()
+            .is_some_and(|(first, _, _)| *first == held.seq + 1);
     if !complete {
         return Ok(None);
     }

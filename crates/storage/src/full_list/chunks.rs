@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use domain::parts::{ListPart, ListParts, ResidentPart};
 use domain::ListDocument;
+use domain::parts::{ListPart, ListParts, ResidentPart};
 
 /// Orders per chunk from a fresh walk, and the size past which a chunk
 /// that grew (new orders land in the newest one) is split on its next
@@ -47,7 +47,8 @@ impl Chunk {
 /// The index of the chunk covering `id` in `chunks` (newest first, floors
 /// descending, the last one without a floor).
 pub(crate) fn covering(chunks: &[Arc<Chunk>], id: &str) -> usize {
-    let index = chunks.partition_point(|chunk| chunk.floor.as_deref().is_some_and(|floor| id < floor));
+    let index =
+        chunks.partition_point(|chunk| chunk.floor.as_deref().is_some_and(|floor| id < floor));
     index.min(chunks.len().saturating_sub(1))
 }
 
@@ -133,7 +134,11 @@ mod tests {
 
     #[test]
     fn covering_finds_the_range_of_an_id() {
-        let chunks = vec![chunk(Some("m"), "", 0), chunk(Some("f"), "", 0), chunk(None, "", 0)];
+        let chunks = vec![
+            chunk(Some("m"), "", 0),
+            chunk(Some("f"), "", 0),
+            chunk(None, "", 0),
+        ];
         assert_eq!(covering(&chunks, "z"), 0);
         assert_eq!(covering(&chunks, "m"), 0);
         assert_eq!(covering(&chunks, "l"), 1);

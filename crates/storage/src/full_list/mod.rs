@@ -112,9 +112,6 @@ pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError
         held.snapshot = Some(Arc::new(snapshot));
     }
     held.checked_at = Some(began);
-    let snapshot = held
-        .snapshot
-        .as_ref()
-        .expect("a refresh leaves a snapshot");
+    let snapshot = held.snapshot.as_ref().expect("a refresh leaves a snapshot");
     Ok(snapshot.document.clone())
 }

@@ -128,6 +128,28 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Another storage on the same database, as a second instance of the
+    /// service would have, with its own full-list settings.
+    pub async fn another_instance(&self, full_list: storage::FullListConfig) -> Storage {
+        let url = match &self.place {
+            Place::Sqlite { path, .. } => DatabaseUrl::Sqlite(path.clone()),
+            Place::Mysql(database) => DatabaseUrl::parse(&database.url()).unwrap(),
+        };
+        let mut config = StorageConfig::new(url);
+        config.full_list = full_list;
+        Storage::connect(&config).await.unwrap()
+    }
+
+    /// The SQLite file's write-ahead log, if this is SQLite.
+    pub fn sqlite_wal(&self) -> Option<std::path::PathBuf> {
+        match &self.place {
+            Place::Sqlite { path, .. } => Some(path.with_extension("db-wal")),
+            Place::Mysql(_) => None,
+        }
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct ProcessId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
