@@ -10,6 +10,7 @@ mod deploy;
 mod endpoints;
 mod errors;
 mod faults;
+mod full_list;
 mod healthcheck;
 mod mysql;
 mod ops;

@@ -1,0 +1,165 @@
+//! `GET /orders` when the list is sent as parts (20,000 orders, lists
+//! streamed from 64 KiB, 1 MiB of chunks in memory, the rest spooled),
+//! through the real server, with the cache on and off.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Options, TestApp, service_available};
+
+const ORDERS: u64 = 20_000;
+
+async fn streaming_app(cache: bool) -> Option<(TestApp, tempfile::TempDir)> {
+    if cache && !service_available("Redis", 6379) {
+        return None;
+    }
+    let spool = tempfile::tempdir().unwrap();
+    let app = TestApp::start(Options {
+        cache,
+        extra: vec![
+            ("LIST_STREAM_ABOVE_KB", "64".to_owned()),
+            ("LIST_MEMORY_MB", "1".to_owned()),
+            ("LIST_SPOOL_DIR", spool.path().display().to_string()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let seeded = app.admin("/admin/seed", json!({ "count": ORDERS })).await;
+    assert_eq!(seeded.status(), 201);
+    Some((app, spool))
+}
+
+fn well_formed(body: &[u8]) -> Vec<String> {
+    let list: Value = serde_json::from_slice(body).unwrap();
+    let ids: Vec<String> = list["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|order| order["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(list["total_orders"].as_u64().unwrap(), ids.len() as u64);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    ids
+}
+
+async fn streamed_list_in_both_encodings(cache: bool) {
+    let Some((app, _spool)) = streaming_app(cache).await else {
+        return;
+    };
+    let plain = app.get("/orders").await;
+    assert_eq!(plain.status(), 200);
+    let length: usize = plain.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let etag = plain.headers()["etag"].clone();
+    let body = plain.bytes().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert_eq!(well_formed(&body).len() as u64, ORDERS);
+
+    let zipped = app
+        .client
+        .get(app.url("/orders"))
+        .header("accept-encoding", "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["etag"], etag);
+    let gz = zipped.bytes().await.unwrap();
+    assert!(gz.len() < body.len() / 4);
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, body);
+
+    let unchanged = app
+        .client
+        .get(app.url("/orders"))
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+
+    // A write is in the next list, whichever instance of the list held.
+    let created = app.create("Streamed").await;
+    let after = app.get("/orders").await;
+    assert_ne!(after.headers()["etag"], etag);
+    let ids = well_formed(&after.bytes().await.unwrap());
+    assert_eq!(ids[0], created["order_id"].as_str().unwrap());
+    assert_eq!(ids.len() as u64, ORDERS + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_list_is_sent_whole_in_both_encodings_cache_off() {
+    streamed_list_in_both_encodings(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_list_is_sent_whole_in_both_encodings_cache_on() {
+    streamed_list_in_both_encodings(true).await;
+}
+
+/// Readers that take a streamed list slowly (a few KiB, then a pause) do
+/// not hold back writes: each write answers quickly, and the next full list
+/// has it.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_readers_of_a_streamed_list_do_not_hold_back_writes() {
+    let Some((app, _spool)) = streaming_app(false).await else {
+        return;
+    };
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let url = app.url("/orders");
+        slow.push(tokio::spawn(async move {
+            let mut response = reqwest::get(url).await.unwrap();
+            let mut read = 0;
+            while let Some(chunk) = response.chunk().await.unwrap() {
+                read += chunk.len();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            read
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ids = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for n in 0..50 {
+        let started = Instant::now();
+        let created = app.create(&format!("Beside slow readers {n}")).await;
+        let id = created["order_id"].as_str().unwrap().to_owned();
+        let patched = app
+            .client
+            .patch(app.url(&format!("/orders/{id}/status")))
+            .json(&json!({"status": "shipped"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+        slowest = slowest.max(started.elapsed());
+        ids.push(id);
+    }
+    assert!(
+        slow.iter().any(|reader| !reader.is_finished()),
+        "the slow readers were still reading during the writes"
+    );
+    assert!(slowest < Duration::from_secs(2), "a write took {slowest:?}");
+    let listed: HashSet<String> = well_formed(&app.get("/orders").await.bytes().await.unwrap())
+        .into_iter()
+        .collect();
+    assert!(ids.iter().all(|id| listed.contains(id)));
+    for reader in slow {
+        let read = reader.await.unwrap();
+        assert!(
+            read > 6_000_000,
+            "a slow reader got the whole list ({read} bytes)"
+        );
+    }
+}
