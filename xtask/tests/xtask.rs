@@ -117,7 +117,7 @@ async fn total_orders<R: OrderRepository>(repository: &R) -> u64 {
         total_orders: u64,
     }
     let list = repository.list(ListQuery::default()).await.unwrap();
-    serde_json::from_slice::<List>(list.body())
+    serde_json::from_slice::<List>(&list.to_bytes().unwrap())
         .unwrap()
         .total_orders
 }

@@ -108,6 +108,11 @@ impl Storage {
         &self.inner.fragments
     }
 
+    /// How long one ordinary operation may take.
+    pub(crate) fn budget(&self) -> Duration {
+        self.inner.budget
+    }
+
     pub(crate) fn full_lists(&self) -> &FullLists {
         &self.inner.full_lists
     }
@@ -163,14 +168,11 @@ impl OrderRepository for Storage {
         query: ListQuery,
     ) -> impl Future<Output = Result<ListDocument, RepoError>> + Send {
         let storage = self.clone();
-        // The full list may wait behind a walk of a large table (seconds
-        // at 1,000,000 orders): it is not a database outage.
-        let budget = if query.is_full() {
-            BULK_BUDGET
-        } else {
-            self.inner.budget
-        };
-        self.spawned(budget, async move { ops::list(&storage, query).await })
+        // A full list that waits longer (behind a walk of a huge table)
+        // answers 503 while the walk goes on and serves the next readers.
+        self.spawned(self.inner.budget, async move {
+            ops::list(&storage, query).await
+        })
     }
 
     fn update_status(

@@ -218,7 +218,10 @@ async fn a_list_read_before_a_write_stores_nothing_a_later_read_can_see() {
 
     hold.release();
     let old = early.await.unwrap().unwrap();
-    assert!(!text(old.whole().unwrap()).contains(&ben_id), "read before the write");
+    assert!(
+        !text(old.whole().unwrap()).contains(&ben_id),
+        "read before the write"
+    );
     assert!(
         !redis.exists("orders:list:1"),
         "a fill under a superseded version stores nothing"

@@ -219,7 +219,11 @@ async fn killed_and_restarted_under_load(mut server: RedisProcess) {
             for _ in 0..2 {
                 let cached = repo.list(ListQuery::default()).await.unwrap();
                 let truth = database.list(ListQuery::default()).await.unwrap();
-                assert_eq!(text(cached.whole().unwrap()), text(truth.whole().unwrap()), "stale list");
+                assert_eq!(
+                    text(cached.whole().unwrap()),
+                    text(truth.whole().unwrap()),
+                    "stale list"
+                );
                 for id in ids.iter() {
                     assert_eq!(
                         repo.get(*id).await.unwrap(),

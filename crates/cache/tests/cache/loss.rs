@@ -66,7 +66,10 @@ async fn a_list_read_before_redis_restarted_empty_is_not_stored_after_a_write() 
     let errors = repo.stats().cache.unwrap().list.errors;
     hold.release();
     let old = early.await.unwrap().unwrap();
-    assert!(!text(old.whole().unwrap()).contains(&ben_id), "read before the write");
+    assert!(
+        !text(old.whole().unwrap()).contains(&ben_id),
+        "read before the write"
+    );
     assert_eq!(
         repo.stats().cache.unwrap().list.errors,
         errors,
@@ -79,7 +82,10 @@ async fn a_list_read_before_redis_restarted_empty_is_not_stored_after_a_write() 
         text(&stored)
     );
     let list = repo.list(ListQuery::default()).await.unwrap();
-    assert!(text(list.whole().unwrap()).contains(&ben_id), "stale list served");
+    assert!(
+        text(list.whole().unwrap()).contains(&ben_id),
+        "stale list served"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -175,7 +181,10 @@ async fn a_list_version_lost_alone_comes_back_under_a_new_epoch() {
 
     hold.release();
     let old = early.await.unwrap().unwrap();
-    assert!(!text(old.whole().unwrap()).contains(&ben_id), "read before the write");
+    assert!(
+        !text(old.whole().unwrap()).contains(&ben_id),
+        "read before the write"
+    );
     assert_eq!(
         redis.get("orders:list:1").as_deref().map(text),
         Some(text(late.whole().unwrap())),

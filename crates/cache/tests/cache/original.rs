@@ -82,7 +82,11 @@ async fn the_originals_list_bodies_are_misses_and_are_replaced_by_ours() {
 
             let served = repo.list(query).await.unwrap();
             let truth = database.list(query).await.unwrap();
-            assert_eq!(text(served.whole().unwrap()), text(truth.whole().unwrap()), "{key} was served");
+            assert_eq!(
+                text(served.whole().unwrap()),
+                text(truth.whole().unwrap()),
+                "{key} was served"
+            );
             assert_eq!(
                 redis.get(&key).as_deref().map(text),
                 Some(text(truth.whole().unwrap())),

@@ -143,5 +143,9 @@ async fn the_leaders_error_reaches_every_follower_and_is_not_cached() {
         2,
         "the failure was not cached"
     );
-    assert!(std::str::from_utf8(list.whole().unwrap()).unwrap().contains("Alice"));
+    assert!(
+        std::str::from_utf8(list.whole().unwrap())
+            .unwrap()
+            .contains("Alice")
+    );
 }
