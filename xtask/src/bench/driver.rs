@@ -81,6 +81,12 @@ pub trait Conversation: Send + 'static {
         let _ = call;
         true
     }
+
+    /// How long to wait before the next request (a user's think time); no
+    /// wait by default.
+    fn wait_before(&mut self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// The measurements of one request kind.
@@ -91,6 +97,8 @@ pub struct KindResult {
     /// of every response, failed or not.
     pub latencies_us: Vec<u32>,
     pub errors: u64,
+    /// Body bytes received, counted as they arrive.
+    pub body_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,6 +117,24 @@ impl DriveResult {
 
     pub fn errors(&self) -> u64 {
         self.kinds.iter().map(|k| k.errors).sum()
+    }
+
+    pub fn body_bytes(&self) -> u64 {
+        self.kinds.iter().map(|k| k.body_bytes).sum()
+    }
+
+    /// The results of request kind `kind` alone, over the same time.
+    pub fn only(&self, kind: &str) -> DriveResult {
+        DriveResult {
+            elapsed: self.elapsed,
+            kinds: self
+                .kinds
+                .iter()
+                .filter(|k| k.kind == kind)
+                .cloned()
+                .collect(),
+            generator_cpu: None,
+        }
     }
 
     /// The generator's CPU use, in percent of one core.
@@ -159,6 +185,7 @@ impl DriveResult {
                 Some(mine) => {
                     mine.latencies_us.extend(kind.latencies_us);
                     mine.errors += kind.errors;
+                    mine.body_bytes += kind.body_bytes;
                 }
                 None => self.kinds.push(kind),
             }
@@ -177,11 +204,29 @@ pub fn percentile_ms(sorted_us: &[u32], quantile: f64) -> f64 {
 
 /// Runs `connections` conversations against `addr` for `duration` on a
 /// thread of its own with a current-thread runtime, and returns what they
-/// measured.
+/// measured. A request still running 5 s after `duration` is an error.
 pub async fn drive<C, F>(
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
+    make: F,
+) -> std::io::Result<DriveResult>
+where
+    C: Conversation,
+    F: Fn(usize) -> C + Send + 'static,
+{
+    drive_with(addr, connections, duration, None, make).await
+}
+
+/// [`drive`] with a time limit per request: with `request_timeout`, each
+/// request may take that long from its start (a slow request is slow, not
+/// failed), even past the end of `duration`; without, it must end within
+/// 5 s of the end.
+pub async fn drive_with<C, F>(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    request_timeout: Option<Duration>,
     make: F,
 ) -> std::io::Result<DriveResult>
 where
@@ -197,7 +242,9 @@ where
             let started = Instant::now();
             let deadline = tokio::time::Instant::now() + duration;
             let tasks: Vec<_> = (0..connections)
-                .map(|index| tokio::spawn(run_connection(addr, deadline, make(index))))
+                .map(|index| {
+                    tokio::spawn(run_connection(addr, deadline, request_timeout, make(index)))
+                })
                 .collect();
             let mut result = DriveResult::default();
             for task in tasks {
@@ -253,11 +300,20 @@ fn request(addr: SocketAddr, call: &Call) -> Request<Full<Bytes>> {
 async fn run_connection<C: Conversation>(
     addr: SocketAddr,
     deadline: tokio::time::Instant,
+    request_timeout: Option<Duration>,
     mut conversation: C,
 ) -> DriveResult {
     let mut result = DriveResult::default();
     let mut sender = None;
     while tokio::time::Instant::now() < deadline {
+        let wait = conversation.wait_before();
+        if !wait.is_zero() {
+            let until = tokio::time::Instant::now() + wait;
+            if until >= deadline {
+                break;
+            }
+            tokio::time::sleep_until(until).await;
+        }
         let call = conversation.next_call();
         let reads_body = conversation.reads_body(&call);
         let index = match result.kinds.iter().position(|k| k.kind == call.kind) {
@@ -271,7 +327,12 @@ async fn run_connection<C: Conversation>(
             }
         };
         let started = Instant::now();
-        let outcome = tokio::time::timeout_at(deadline + Duration::from_secs(5), async {
+        let limit = match request_timeout {
+            Some(timeout) => tokio::time::Instant::now() + timeout,
+            None => deadline + Duration::from_secs(5),
+        };
+        let mut body_bytes = 0u64;
+        let outcome = tokio::time::timeout_at(limit, async {
             if sender.is_none() {
                 sender = Some(connect(addr).await?);
             }
@@ -283,13 +344,18 @@ async fn run_connection<C: Conversation>(
             let status = response.status().as_u16();
             let mut body = response.into_body();
             let body = if reads_body {
-                body.collect()
+                let body = body
+                    .collect()
                     .await
                     .map_err(std::io::Error::other)?
-                    .to_bytes()
+                    .to_bytes();
+                body_bytes = body.len() as u64;
+                body
             } else {
                 while let Some(frame) = body.frame().await {
-                    frame.map_err(std::io::Error::other)?;
+                    if let Some(data) = frame.map_err(std::io::Error::other)?.data_ref() {
+                        body_bytes += data.len() as u64;
+                    }
                 }
                 Bytes::new()
             };
@@ -299,6 +365,7 @@ async fn run_connection<C: Conversation>(
         let elapsed = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
         let kind = &mut result.kinds[index];
         kind.latencies_us.push(elapsed);
+        kind.body_bytes += body_bytes;
         match outcome {
             Ok(Ok((status, body))) => {
                 if status != call.expected_status || !conversation.on_response(&call, &body) {
@@ -355,6 +422,61 @@ pub async fn request_once(
     })?
 }
 
+/// A response read to its last byte without keeping it: its status, its
+/// first bytes, how many bytes it had and how long it took from sending the
+/// request.
+#[derive(Debug, Clone)]
+pub struct Streamed {
+    pub status: u16,
+    /// Up to [`STREAMED_HEAD`] bytes from the start of the body.
+    pub head: Bytes,
+    pub body_bytes: u64,
+    pub elapsed: Duration,
+}
+
+pub const STREAMED_HEAD: usize = 256;
+
+/// One request on a new connection whose body (a full list may be
+/// hundreds of MB) is counted as it streams in, never held whole.
+pub async fn request_streamed(
+    addr: SocketAddr,
+    call: &Call,
+    limit: Duration,
+) -> std::io::Result<Streamed> {
+    let started = Instant::now();
+    tokio::time::timeout(limit, async {
+        let mut sender = connect(addr).await?;
+        let response = sender
+            .send_request(request(addr, call))
+            .await
+            .map_err(std::io::Error::other)?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut head = Vec::new();
+        let mut body_bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Some(data) = frame.map_err(std::io::Error::other)?.data_ref() {
+                body_bytes += data.len() as u64;
+                let room = STREAMED_HEAD.saturating_sub(head.len());
+                head.extend_from_slice(&data[..room.min(data.len())]);
+            }
+        }
+        Ok(Streamed {
+            status,
+            head: Bytes::from(head),
+            body_bytes,
+            elapsed: started.elapsed(),
+        })
+    })
+    .await
+    .map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{} {} took over {limit:?}", call.method, call.path),
+        )
+    })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,11 +500,13 @@ mod tests {
                     kind: "GET /orders",
                     latencies_us: vec![3000, 1000, 2000],
                     errors: 0,
+                    body_bytes: 0,
                 },
                 KindResult {
                     kind: "POST /orders",
                     latencies_us: vec![40_000],
                     errors: 0,
+                    body_bytes: 0,
                 },
             ],
             generator_cpu: None,

@@ -377,6 +377,7 @@ impl Run<'_> {
             title: title.to_owned(),
             rows,
             notes,
+            wide: false,
         })
     }
 
@@ -476,6 +477,7 @@ impl Run<'_> {
             title: title.to_owned(),
             rows,
             notes,
+            wide: false,
         })
     }
 }

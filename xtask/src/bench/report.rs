@@ -24,6 +24,10 @@ pub struct Row {
     /// 100 x cores) and the load generator's (at most 100).
     pub server_cpu_percent: Option<f64>,
     pub generator_cpu_percent: Option<f64>,
+    /// Response body received per second, in MB (10^6 bytes); set by the
+    /// sections that show it (see [`Section::wide`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_mb_per_second: Option<f64>,
 }
 
 impl Row {
@@ -44,7 +48,15 @@ impl Row {
             server_cpu_percent: server_cpu
                 .map(|cpu| 100.0 * cpu.as_secs_f64() / result.elapsed.as_secs_f64().max(1e-9)),
             generator_cpu_percent: result.generator_cpu_percent(),
+            body_mb_per_second: None,
         }
+    }
+
+    /// With the body bytes `result` received per second.
+    pub fn with_body_rate(mut self, result: &DriveResult) -> Self {
+        self.body_mb_per_second =
+            Some(result.body_bytes() as f64 / 1e6 / result.elapsed.as_secs_f64().max(1e-9));
+        self
     }
 }
 
@@ -54,6 +66,10 @@ pub struct Section {
     pub rows: Vec<Row>,
     /// Seeding times, goal checks and anything else worth a line.
     pub notes: Vec<String>,
+    /// The table also has each row's request count and body MB/s (the
+    /// scale part, where few requests carry large bodies).
+    #[serde(default)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,23 +129,56 @@ impl BenchReport {
         for section in &self.sections {
             let _ = writeln!(out, "### {}\n", section.title);
             if !section.rows.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "| workload | requests/s | p50 ms | p99 ms | errors | peak RSS MiB | server CPU % | generator CPU % |\n|---|---:|---:|---:|---:|---:|---:|---:|"
-                );
-                for row in &section.rows {
+                if section.wide {
                     let _ = writeln!(
                         out,
-                        "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
-                        row.workload,
-                        row.requests_per_second,
-                        row.p50_ms,
-                        row.p99_ms,
-                        row.errors,
-                        opt(row.peak_rss_mib),
-                        opt(row.server_cpu_percent.map(f64::round)),
-                        opt(row.generator_cpu_percent.map(f64::round)),
+                        "| workload | requests | requests/s | p50 ms | p99 ms | errors | body MB/s | peak RSS MiB | server CPU % | generator CPU % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
                     );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "| workload | requests/s | p50 ms | p99 ms | errors | peak RSS MiB | server CPU % | generator CPU % |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+                    );
+                }
+                for row in &section.rows {
+                    let server_cpu = opt(row.server_cpu_percent.map(f64::round));
+                    let generator_cpu = opt(row.generator_cpu_percent.map(f64::round));
+                    if section.wide {
+                        let _ = writeln!(
+                            out,
+                            "| {} | {} | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
+                            row.workload,
+                            row.requests,
+                            row.requests_per_second,
+                            row.p50_ms,
+                            row.p99_ms,
+                            row.errors,
+                            row.body_mb_per_second.map_or_else(
+                                || "n/a".to_owned(),
+                                |v| if v < 100.0 {
+                                    format!("{v:.1}")
+                                } else {
+                                    format!("{v:.0}")
+                                }
+                            ),
+                            opt(row.peak_rss_mib),
+                            server_cpu,
+                            generator_cpu,
+                        );
+                    } else {
+                        let _ = writeln!(
+                            out,
+                            "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                            row.workload,
+                            row.requests_per_second,
+                            row.p50_ms,
+                            row.p99_ms,
+                            row.errors,
+                            opt(row.peak_rss_mib),
+                            server_cpu,
+                            generator_cpu,
+                        );
+                    }
                 }
                 out.push('\n');
             }
@@ -201,8 +250,10 @@ mod tests {
                     peak_rss_mib: Some(20.0),
                     server_cpu_percent: Some(120.4),
                     generator_cpu_percent: None,
+                    body_mb_per_second: None,
                 }],
                 notes: vec!["goal met".into()],
+                wide: false,
             }],
         };
         let markdown = report.markdown();
@@ -212,5 +263,18 @@ mod tests {
         );
         assert!(markdown.contains("- goal met"));
         assert!(markdown.contains("2 cores"));
+        assert!(!markdown.contains("body MB/s"), "{markdown}");
+
+        let mut wide = report.clone();
+        wide.sections[0].wide = true;
+        wide.sections[0].rows[0].body_mb_per_second = Some(1234.4);
+        let markdown = wide.markdown();
+        assert!(
+            markdown.contains("| workload | requests | requests/s |")
+                && markdown.contains(
+                    "| GET /healthz | 1000 | 100.0 | 1.25 | 3.50 | 0 | 1234 | 20.0 | 120.0 | n/a |"
+                ),
+            "{markdown}"
+        );
     }
 }

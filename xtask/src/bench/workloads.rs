@@ -1,7 +1,10 @@
 //! What the bench's connections send: one request kind over and over, the
-//! original's mixed scenario without waits, or a walk through keyset pages.
+//! original's mixed scenario (without waits, or with them through
+//! [`Paced`]), a walk through keyset pages, or a writer's create, ship and
+//! delete cycle.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use domain::{OrderId, OrderStatus};
@@ -40,6 +43,12 @@ fn status_call(id: OrderId, status: OrderStatus) -> Call {
         serde_json::json!({ "status": status.as_str() }),
         200,
     )
+}
+
+fn delete_call(id: OrderId) -> Call {
+    let mut call = Call::get(DELETE, format!("/orders/{id}"));
+    call.method = Method::DELETE;
+    call
 }
 
 /// The same kind of request over and over; for detail and status changes
@@ -158,9 +167,7 @@ impl Conversation for Mixed {
                 }
                 _ => {
                     if let Some(id) = any_own {
-                        let mut call = Call::get(DELETE, format!("/orders/{id}"));
-                        call.method = Method::DELETE;
-                        return call;
+                        return delete_call(id);
                     }
                 }
             }
@@ -191,6 +198,145 @@ impl Conversation for Mixed {
                 true
             }
             _ => true,
+        }
+    }
+
+    /// The list is read to its end but never held: at 1,000,000 orders it
+    /// is 320 MB, for each user at once.
+    fn reads_body(&self, call: &Call) -> bool {
+        call.kind != LIST
+    }
+}
+
+/// A conversation with a user's think time: a random wait between `min`
+/// and `max` before each request, the first one too, so that users
+/// started together spread out as the original's Locust users did.
+pub struct Paced<C> {
+    inner: C,
+    rng: SmallRng,
+    min: Duration,
+    max: Duration,
+}
+
+impl<C> Paced<C> {
+    pub fn new(inner: C, connection: usize, min: Duration, max: Duration) -> Self {
+        Self {
+            inner,
+            rng: SmallRng::seed_from_u64(0x9a_ced ^ connection as u64),
+            min,
+            max: max.max(min),
+        }
+    }
+}
+
+impl<C: Conversation> Conversation for Paced<C> {
+    fn next_call(&mut self) -> Call {
+        self.inner.next_call()
+    }
+
+    fn on_response(&mut self, call: &Call, body: &Bytes) -> bool {
+        self.inner.on_response(call, body)
+    }
+
+    fn reads_body(&self, call: &Call) -> bool {
+        self.inner.reads_body(call)
+    }
+
+    fn wait_before(&mut self) -> Duration {
+        Duration::from_secs_f64(
+            self.rng
+                .random_range(self.min.as_secs_f64()..=self.max.as_secs_f64()),
+        )
+    }
+}
+
+/// A writer: creates an order, sets it to `shipped`, deletes it, and round
+/// again, so that the table keeps its size. A failed step moves on all the
+/// same (a failed create starts over), so one failure is one error.
+pub struct WriteCycle {
+    rng: SmallRng,
+    next: WriteStep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteStep {
+    Create,
+    Ship(OrderId),
+    Delete(OrderId),
+}
+
+impl WriteCycle {
+    pub fn new(connection: usize) -> Self {
+        Self {
+            rng: rng(connection),
+            next: WriteStep::Create,
+        }
+    }
+}
+
+impl Conversation for WriteCycle {
+    fn next_call(&mut self) -> Call {
+        match self.next {
+            WriteStep::Create => create_call(&mut self.rng),
+            WriteStep::Ship(id) => {
+                self.next = WriteStep::Delete(id);
+                status_call(id, OrderStatus::Shipped)
+            }
+            WriteStep::Delete(id) => {
+                self.next = WriteStep::Create;
+                delete_call(id)
+            }
+        }
+    }
+
+    fn on_response(&mut self, call: &Call, body: &Bytes) -> bool {
+        match call.kind {
+            CREATE => match contract::order(body) {
+                Ok(order) => {
+                    self.next = WriteStep::Ship(order.id);
+                    true
+                }
+                Err(_) => false,
+            },
+            STATUS => contract::order(body).is_ok_and(|order| order.status == OrderStatus::Shipped),
+            _ => true,
+        }
+    }
+}
+
+/// Connections of two kinds in one measurement, such as writers beside
+/// readers; their request kinds keep them apart in the results.
+pub enum OneOf<A, B> {
+    First(A),
+    Second(B),
+}
+
+impl<A: Conversation, B: Conversation> Conversation for OneOf<A, B> {
+    fn next_call(&mut self) -> Call {
+        match self {
+            Self::First(a) => a.next_call(),
+            Self::Second(b) => b.next_call(),
+        }
+    }
+
+    fn on_response(&mut self, call: &Call, body: &Bytes) -> bool {
+        match self {
+            Self::First(a) => a.on_response(call, body),
+            Self::Second(b) => b.on_response(call, body),
+        }
+    }
+
+    fn reads_body(&self, call: &Call) -> bool {
+        match self {
+            Self::First(a) => a.reads_body(call),
+            Self::Second(b) => b.reads_body(call),
+        }
+    }
+
+    fn wait_before(&mut self) -> Duration {
+        match self {
+            Self::First(a) => a.wait_before(),
+            Self::Second(b) => b.wait_before(),
         }
     }
 }
@@ -265,6 +411,53 @@ mod tests {
         };
         assert!(user.on_response(&delete, &Bytes::new()));
         assert!(user.own.is_empty());
+    }
+
+    #[test]
+    fn write_cycle_creates_ships_and_deletes_its_own_order() {
+        let mut writer = WriteCycle::new(0);
+        let create = writer.next_call();
+        assert_eq!((create.kind, create.method.clone()), (CREATE, Method::POST));
+        // A failed create starts over.
+        assert!(!writer.on_response(&create, &Bytes::from_static(b"{}")));
+        assert_eq!(writer.next_call().kind, CREATE);
+        let id = OrderId::new();
+        let order = |status: &str| {
+            Bytes::from(format!(
+                r#"{{"order_id":"{id}","customer_name":"A","status":"{status}","items":[{{"name":"Pen","quantity":1}}],"created_at":"x","updated_at":"x","version":1}}"#
+            ))
+        };
+        assert!(writer.on_response(&create, &order("received")));
+        let ship = writer.next_call();
+        assert_eq!(ship.path, format!("/orders/{id}/status"));
+        assert_eq!(ship.body.as_deref(), Some(&br#"{"status":"shipped"}"#[..]));
+        assert!(writer.on_response(&ship, &order("shipped")));
+        let delete = writer.next_call();
+        assert_eq!(
+            (delete.kind, delete.method.clone()),
+            (DELETE, Method::DELETE)
+        );
+        assert_eq!(delete.path, format!("/orders/{id}"));
+        assert_eq!(writer.next_call().kind, CREATE);
+    }
+
+    #[test]
+    fn paced_waits_within_its_bounds_and_mixed_never_holds_the_list() {
+        let mut user = Paced::new(
+            Mixed::new(3),
+            3,
+            Duration::from_secs(1),
+            Duration::from_secs(3),
+        );
+        for _ in 0..100 {
+            let wait = user.wait_before();
+            assert!(
+                (Duration::from_secs(1)..=Duration::from_secs(3)).contains(&wait),
+                "{wait:?}"
+            );
+        }
+        assert!(!user.reads_body(&Call::get(LIST, "/orders")));
+        assert!(user.reads_body(&create_call(&mut rng(0))));
     }
 
     #[test]
