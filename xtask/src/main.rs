@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use server::settings::Settings;
 use xtask::bench::server::ServerCommand;
-use xtask::bench::{self, Backend, BenchOptions, Part};
+use xtask::bench::{self, Backend, BenchOptions, Part, ScaleOptions};
 use xtask::loadtest::{self, LoadtestOptions, ScenarioKind};
 use xtask::{XtaskError, clear, redis_reset, seed};
 
@@ -34,7 +34,8 @@ enum Command {
     /// Run the original's Locust scenarios with goose against a running server.
     Loadtest(LoadtestArgs),
     /// Build the release server, start it on throwaway databases and measure it.
-    Bench(BenchArgs),
+    // Boxed: its many flags make it far larger than the other variants.
+    Bench(Box<BenchArgs>),
     /// Take over the original service's database: `server migrate-original`.
     MigrateOriginal(server::migrate_original::MigrateOriginalArgs),
     /// Time `server migrate-original --apply` (release) on a database of the
@@ -76,7 +77,8 @@ struct LoadtestArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Run only these parts (comma separated).
+    /// Run only these parts (comma separated). The scale part is not in
+    /// the default run: at 1,000,000 orders it takes many minutes.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Sqlite, Part::Mysql, Part::Cold])]
     only: Vec<Part>,
     /// Measured time per workload, in seconds or such as 500ms.
@@ -97,6 +99,33 @@ struct BenchArgs {
     /// Backends for the cold keyset page (comma separated).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Sqlite, Backend::Mysql])]
     cold_backends: Vec<Backend>,
+    /// Table sizes for the scale part's full list (comma separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 100_000, 1_000_000])]
+    scale_sizes: Vec<u64>,
+    /// Backends for the scale part (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Sqlite, Backend::Mysql])]
+    scale_backends: Vec<Backend>,
+    /// Scale part: fresh servers each asked for the full list once.
+    #[arg(long, default_value_t = 5)]
+    scale_cold_runs: usize,
+    /// Scale part: rounds of one POST /orders and then the full list.
+    #[arg(long, default_value_t = 20)]
+    scale_write_runs: usize,
+    /// Scale part: connections of the cached full list and of the writers.
+    #[arg(long, default_value_t = 4)]
+    scale_connections: usize,
+    /// Scale part: connections listing every order flat out beside the writers.
+    #[arg(long, default_value_t = 8)]
+    scale_readers: usize,
+    /// Scale part: users of the mixed scenario with its 1 to 3 s waits.
+    #[arg(long, default_value_t = 50)]
+    scale_mixed_users: usize,
+    /// Scale part: how long the mixed scenario with waits runs.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    scale_mixed_duration: Duration,
+    /// Scale part: how long one request may take before it counts as failed.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    scale_request_timeout: Duration,
     /// Redis for the cached runs (the bench uses its own key prefix and removes its keys).
     #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
     redis_url: String,
@@ -209,6 +238,7 @@ async fn run(command: Command) -> Result<ExitCode, XtaskError> {
             }
         }
         Command::Bench(args) => {
+            let args = *args;
             let options = BenchOptions {
                 parts: args.only,
                 duration: args.duration,
@@ -217,6 +247,17 @@ async fn run(command: Command) -> Result<ExitCode, XtaskError> {
                 mixed_users: args.mixed_users,
                 cold_sizes: args.cold_sizes,
                 cold_backends: args.cold_backends,
+                scale: ScaleOptions {
+                    sizes: args.scale_sizes,
+                    backends: args.scale_backends,
+                    cold_runs: args.scale_cold_runs,
+                    write_runs: args.scale_write_runs,
+                    connections: args.scale_connections,
+                    readers: args.scale_readers,
+                    mixed_users: args.scale_mixed_users,
+                    mixed_duration: args.scale_mixed_duration,
+                    request_timeout: args.scale_request_timeout,
+                },
                 redis_url: args.redis_url,
                 mysql_server: args.mysql_server,
                 server_command: args.server_binary.map(ServerCommand::bare),

@@ -15,7 +15,7 @@ use cache::redis;
 use domain::{ListQuery, OrderRepository};
 use server::Settings;
 use xtask::bench::server::ServerCommand;
-use xtask::bench::{self, Backend, BenchOptions, Part};
+use xtask::bench::{self, Backend, BenchOptions, Part, ScaleOptions};
 use xtask::loadtest::{self, LoadtestOptions, ScenarioKind};
 use xtask::mysql_admin::{self, ScratchDatabase};
 use xtask::scratch::{TempDir, unique_suffix};
@@ -424,6 +424,7 @@ async fn a_short_bench_measures_every_workload_without_errors() {
         mixed_users: 4,
         cold_sizes: vec![200, 1_000],
         cold_backends,
+        scale: ScaleOptions::default(),
         redis_url: REDIS.to_owned(),
         mysql_server: mysql_admin::DEFAULT_SERVER_URL.to_owned(),
         server_command: Some(ServerCommand {
@@ -501,6 +502,138 @@ async fn a_short_bench_measures_every_workload_without_errors() {
         json["sections"].as_array().unwrap().len(),
         expected_sections
     );
+}
+
+/// The scale part at tiny sizes on SQLite: every step of it at each size,
+/// in a section of its own with the body rate and a line per goal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scale_part_measures_the_full_list_at_each_size() {
+    let output = temp_dir();
+    let options = BenchOptions {
+        parts: vec![Part::Scale],
+        duration: Duration::from_secs(1),
+        warmup: Duration::ZERO,
+        connections: 4,
+        mixed_users: 4,
+        cold_sizes: Vec::new(),
+        cold_backends: Vec::new(),
+        scale: ScaleOptions {
+            sizes: vec![1_000, 200],
+            backends: vec![Backend::Sqlite],
+            cold_runs: 2,
+            write_runs: 3,
+            connections: 2,
+            readers: 2,
+            mixed_users: 5,
+            // Longer than the longest wait (3 s): every user sends something.
+            mixed_duration: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(60),
+        },
+        redis_url: REDIS.to_owned(),
+        mysql_server: mysql_admin::DEFAULT_SERVER_URL.to_owned(),
+        server_command: Some(ServerCommand {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_xtask")),
+            args: vec!["serve".to_owned()],
+        }),
+        ceiling_command: None,
+        output_dir: output.path().to_path_buf(),
+    };
+    let report = bench::run(&options).await.unwrap();
+    let markdown = report.markdown();
+    println!("{markdown}");
+    assert_eq!(report.errors(), 0, "{markdown}");
+    assert_eq!(report.sections.len(), 1, "{markdown}");
+    let scale = &report.sections[0];
+    assert!(scale.title.contains("SQLite") && scale.wide, "{markdown}");
+    let row = |start: &str| {
+        scale
+            .rows
+            .iter()
+            .find(|row| row.workload.starts_with(start))
+            .unwrap_or_else(|| panic!("no row {start:?}:\n{markdown}"))
+    };
+    for size in ["200", "1,000"] {
+        // The writes at 200 orders leave a few: the next seeding adds the rest.
+        let seed = scale
+            .rows
+            .iter()
+            .find(|row| {
+                row.workload.starts_with("seed +")
+                    && row.workload.contains(&format!(" orders to {size} ("))
+            })
+            .unwrap_or_else(|| panic!("no seeding to {size}:\n{markdown}"));
+        let cold = row(&format!("cold GET /orders, {size} orders"));
+        let after = row(&format!(
+            "one client: GET /orders right after each POST, {size} orders"
+        ));
+        let cached = row(&format!("cached GET /orders, {size} orders"));
+        assert_eq!(cold.requests, 2, "{markdown}");
+        assert_eq!(after.requests, 3, "{markdown}");
+        for measured in [seed, cold, after, cached] {
+            assert!(measured.requests > 0 && measured.p50_ms > 0.0, "{markdown}");
+            assert!(measured.p99_ms >= measured.p50_ms, "{markdown}");
+            assert!(
+                measured.peak_rss_mib.is_some_and(|mib| mib > 1.0),
+                "{markdown}"
+            );
+        }
+        for listed in [cold, after, cached] {
+            assert!(
+                listed.body_mb_per_second.is_some_and(|mb| mb > 0.0),
+                "{markdown}"
+            );
+        }
+        assert!(
+            cached.server_cpu_percent.is_some_and(|cpu| cpu > 0.0),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains(&format!(
+                "| cached GET /orders, {size} orders, 2 connections | "
+            )),
+            "{markdown}"
+        );
+    }
+    // The 200 orders come second in the options, first in the report.
+    assert!(
+        scale.rows[0].workload.starts_with("seed +200 orders"),
+        "{markdown}"
+    );
+    for kind in [
+        "POST /orders",
+        "PATCH /orders/{id}/status",
+        "DELETE /orders/{id}",
+    ] {
+        for prefix in [
+            "writes alone (2 connections)",
+            "writes (2 connections) beside 2 full-list readers",
+        ] {
+            let writes = row(&format!("{prefix}: {kind}"));
+            assert!(writes.requests > 0, "{markdown}");
+        }
+    }
+    assert!(row("writes (2 connections) beside 2 full-list readers: GET /orders").requests > 0);
+    assert!(row("mixed, 5 users with 1-3 s waits: ").requests > 0);
+    for goal in [
+        "orders/s) (goal: 1,000,000 in under 20 s, 50,000 orders/s)",
+        "cold full list, time to the last byte over 2 fresh servers: median",
+        "full list right after a write, 3 times: median",
+        "GB/s of body per core of server CPU (goal at 100,000 orders: 1 GB/s or more)",
+        "p99 ratio",
+        "mixed with waits, 5 users for 3 s: 0 failures",
+        "server peak RSS per step (MiB): seeding",
+        "(goal: under 128 MiB)",
+    ] {
+        assert!(
+            scale
+                .notes
+                .iter()
+                .filter(|note| note.contains(goal))
+                .count()
+                >= 2,
+            "no line per size with {goal:?}:\n{markdown}"
+        );
+    }
 }
 
 /// `bench-takeover`, small: the original's tables filled on each backend,

@@ -3,6 +3,7 @@
 
 pub mod driver;
 pub mod report;
+pub mod scale;
 pub mod server;
 pub mod workloads;
 
@@ -19,8 +20,9 @@ use crate::contract;
 use crate::error::XtaskError;
 use crate::mysql_admin::ScratchDatabase;
 use crate::scratch::{TempDir, unique_suffix};
-use driver::{Call, Conversation, DriveResult, drive, request_once};
+use driver::{Call, Conversation, DriveResult, drive_with, request_once};
 use report::{BenchReport, Machine, Row, Section};
+pub use scale::ScaleOptions;
 use server::{ServerCommand, ServerProcess};
 use workloads::{Mixed, PageWalk, Repeat};
 
@@ -32,6 +34,10 @@ pub enum Part {
     Mysql,
     /// A keyset page with the cache off at growing table sizes.
     Cold,
+    /// The full list (every order) at 1,000 to 1,000,000 orders, and
+    /// writes and the waited mixed scenario beside it. Not in the default
+    /// run: it takes many minutes at 1,000,000.
+    Scale,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,6 +58,8 @@ pub struct BenchOptions {
     pub mixed_users: usize,
     pub cold_sizes: Vec<u64>,
     pub cold_backends: Vec<Backend>,
+    /// The scale part's sizes, backends and loads.
+    pub scale: ScaleOptions,
     pub redis_url: String,
     /// `mysql://user[:pass]@host:port`, no database.
     pub mysql_server: String,
@@ -113,6 +121,15 @@ fn rss_note(peak_kib: u64) -> String {
     )
 }
 
+/// How long one measurement warms up and runs, and how long each of its
+/// requests may take (`None`: until 5 s after the end).
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    warmup: Duration,
+    duration: Duration,
+    request_timeout: Option<Duration>,
+}
+
 /// Everything one server run needs besides its database.
 struct Run<'a> {
     options: &'a BenchOptions,
@@ -129,10 +146,22 @@ impl Run<'_> {
         database_url: &str,
         cache: bool,
     ) -> Result<ServerProcess, XtaskError> {
+        self.start_with_prefix(label, database_url, cache, &self.key_prefix)
+            .await
+    }
+
+    /// [`Self::start`] under the Redis key prefix `key_prefix`.
+    async fn start_with_prefix(
+        &self,
+        label: &str,
+        database_url: &str,
+        cache: bool,
+        key_prefix: &str,
+    ) -> Result<ServerProcess, XtaskError> {
         let mut env = vec![
             ("DATABASE_URL", database_url.to_owned()),
             ("REDIS_URL", self.options.redis_url.clone()),
-            ("CACHE_KEY_PREFIX", self.key_prefix.clone()),
+            ("CACHE_KEY_PREFIX", key_prefix.to_owned()),
             ("ADMIN_PASSWORD", self.admin_password.clone()),
             ("RUST_LOG", "warn".to_owned()),
         ];
@@ -226,16 +255,51 @@ impl Run<'_> {
         C: Conversation,
         F: Fn(usize) -> C + Send + Clone + 'static,
     {
+        let timing = Timing {
+            warmup: self.options.warmup,
+            duration: self.options.duration,
+            request_timeout: None,
+        };
+        self.measure_with(server, workload, connections, timing, make)
+            .await
+    }
+
+    /// [`Self::measure`] with its own warm-up, duration and request time
+    /// limit.
+    async fn measure_with<C, F>(
+        &self,
+        server: &ServerProcess,
+        workload: &str,
+        connections: usize,
+        timing: Timing,
+        make: F,
+    ) -> Result<(Row, DriveResult), XtaskError>
+    where
+        C: Conversation,
+        F: Fn(usize) -> C + Send + Clone + 'static,
+    {
         let peak_per_workload = server.reset_peak_rss();
-        if !self.options.warmup.is_zero() {
-            drive(server.addr, connections, self.options.warmup, make.clone())
-                .await
-                .map_err(|e| XtaskError::io(format!("warming up {workload}"), e))?;
+        if !timing.warmup.is_zero() {
+            drive_with(
+                server.addr,
+                connections,
+                timing.warmup,
+                timing.request_timeout,
+                make.clone(),
+            )
+            .await
+            .map_err(|e| XtaskError::io(format!("warming up {workload}"), e))?;
         }
         let cpu_before = server.cpu_time();
-        let result = drive(server.addr, connections, self.options.duration, make)
-            .await
-            .map_err(|e| XtaskError::io(format!("driving {workload}"), e))?;
+        let result = drive_with(
+            server.addr,
+            connections,
+            timing.duration,
+            timing.request_timeout,
+            make,
+        )
+        .await
+        .map_err(|e| XtaskError::io(format!("driving {workload}"), e))?;
         let server_cpu = server
             .cpu_time()
             .zip(cpu_before)
@@ -567,6 +631,26 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
                             &database.url(),
                         )
                         .await;
+                    database.drop_database().await?;
+                    sections.push(section?);
+                }
+            }
+        }
+    }
+    if options.parts.contains(&Part::Scale) {
+        for &backend in &options.scale.backends {
+            match backend {
+                Backend::Sqlite => {
+                    sections.push(
+                        run.scale_section(backend, &workdir.sqlite_url("scale.db"))
+                            .await?,
+                    );
+                }
+                Backend::Mysql => {
+                    let database =
+                        ScratchDatabase::create(&options.mysql_server, "orders_bench_scale")
+                            .await?;
+                    let section = run.scale_section(backend, &database.url()).await;
                     database.drop_database().await?;
                     sections.push(section?);
                 }
