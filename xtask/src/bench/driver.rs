@@ -10,6 +10,7 @@
 //! request and can never take more than one core, so the server always has
 //! at least one (wrk, which measured the original, works the same way).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -97,8 +98,22 @@ pub struct KindResult {
     /// of every response, failed or not.
     pub latencies_us: Vec<u32>,
     pub errors: u64,
+    /// What went wrong, such as `status 503`, and how often.
+    pub error_causes: BTreeMap<String, u64>,
     /// Body bytes received, counted as they arrive.
     pub body_bytes: u64,
+}
+
+/// Error causes besides a status.
+pub const UNEXPECTED_BODY: &str = "unexpected body";
+pub const CONNECTION_ERROR: &str = "connection error";
+pub const TIMED_OUT: &str = "timed out";
+
+impl KindResult {
+    pub fn add_error(&mut self, cause: String) {
+        self.errors += 1;
+        *self.error_causes.entry(cause).or_default() += 1;
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -121,6 +136,25 @@ impl DriveResult {
 
     pub fn body_bytes(&self) -> u64 {
         self.kinds.iter().map(|k| k.body_bytes).sum()
+    }
+
+    /// The errors by kind and cause, such as
+    /// `POST /orders: status 503 x3; GET /orders: timed out x1`; empty
+    /// without errors.
+    pub fn error_causes(&self) -> String {
+        self.kinds
+            .iter()
+            .filter(|kind| kind.errors > 0)
+            .map(|kind| {
+                let causes: Vec<String> = kind
+                    .error_causes
+                    .iter()
+                    .map(|(cause, count)| format!("{cause} x{count}"))
+                    .collect();
+                format!("{}: {}", kind.kind, causes.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// The results of request kind `kind` alone, over the same time.
@@ -186,6 +220,9 @@ impl DriveResult {
                     mine.latencies_us.extend(kind.latencies_us);
                     mine.errors += kind.errors;
                     mine.body_bytes += kind.body_bytes;
+                    for (cause, count) in kind.error_causes {
+                        *mine.error_causes.entry(cause).or_default() += count;
+                    }
                 }
                 None => self.kinds.push(kind),
             }
@@ -366,17 +403,25 @@ async fn run_connection<C: Conversation>(
         let kind = &mut result.kinds[index];
         kind.latencies_us.push(elapsed);
         kind.body_bytes += body_bytes;
-        match outcome {
-            Ok(Ok((status, body))) => {
-                if status != call.expected_status || !conversation.on_response(&call, &body) {
-                    kind.errors += 1;
-                }
+        let cause = match outcome {
+            Ok(Ok((status, _))) if status != call.expected_status => {
+                Some(format!("status {status}"))
+            }
+            Ok(Ok((_, body))) => {
+                (!conversation.on_response(&call, &body)).then(|| UNEXPECTED_BODY.to_owned())
             }
             // A broken or hung connection: count it and open a new one.
-            Ok(Err(_)) | Err(_) => {
-                kind.errors += 1;
+            Ok(Err(_)) => {
                 sender = None;
+                Some(CONNECTION_ERROR.to_owned())
             }
+            Err(_) => {
+                sender = None;
+                Some(TIMED_OUT.to_owned())
+            }
+        };
+        if let Some(cause) = cause {
+            kind.add_error(cause);
         }
     }
     result
@@ -492,6 +537,34 @@ mod tests {
     }
 
     #[test]
+    fn error_causes_are_counted_by_kind() {
+        let mut create = KindResult {
+            kind: "POST /orders",
+            ..KindResult::default()
+        };
+        create.add_error("status 503".into());
+        create.add_error("status 503".into());
+        create.add_error(TIMED_OUT.into());
+        let mut result = DriveResult {
+            kinds: vec![create],
+            ..DriveResult::default()
+        };
+        result.merge(DriveResult {
+            kinds: vec![KindResult {
+                kind: "GET /orders",
+                latencies_us: vec![1],
+                ..KindResult::default()
+            }],
+            ..DriveResult::default()
+        });
+        assert_eq!(result.errors(), 3);
+        assert_eq!(
+            result.error_causes(),
+            "POST /orders: status 503 x2, timed out x1"
+        );
+    }
+
+    #[test]
     fn by_kind_gives_each_kind_its_share_and_latencies() {
         let result = DriveResult {
             elapsed: Duration::from_secs(1),
@@ -500,12 +573,14 @@ mod tests {
                     kind: "GET /orders",
                     latencies_us: vec![3000, 1000, 2000],
                     errors: 0,
+                    error_causes: BTreeMap::new(),
                     body_bytes: 0,
                 },
                 KindResult {
                     kind: "POST /orders",
                     latencies_us: vec![40_000],
                     errors: 0,
+                    error_causes: BTreeMap::new(),
                     body_bytes: 0,
                 },
             ],

@@ -26,7 +26,10 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 
-use super::driver::{Call, DriveResult, KindResult, percentile_ms, request_once, request_streamed};
+use super::driver::{
+    CONNECTION_ERROR, Call, DriveResult, KindResult, Streamed, TIMED_OUT, percentile_ms,
+    request_once, request_streamed,
+};
 use super::report::{Row, Section};
 use super::server::ServerProcess;
 use super::workloads::{self, Mixed, OneOf, Paced, Repeat, WriteCycle};
@@ -145,6 +148,33 @@ pub fn total_in_head(head: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// A list whose `total_orders` is not the table's size.
+const WRONG_TOTAL: &str = "wrong total_orders";
+
+fn io_cause(error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::TimedOut {
+        TIMED_OUT.to_owned()
+    } else {
+        CONNECTION_ERROR.to_owned()
+    }
+}
+
+/// What went wrong with a full list that should hold `expected` orders,
+/// if anything, and the body bytes it brought.
+fn list_outcome(outcome: &std::io::Result<Streamed>, expected: u64) -> (Option<String>, u64) {
+    match outcome {
+        Ok(streamed) if streamed.status == 200 => (
+            (total_in_head(&streamed.head) != Some(expected)).then(|| WRONG_TOTAL.to_owned()),
+            streamed.body_bytes,
+        ),
+        Ok(streamed) => (
+            Some(format!("status {}", streamed.status)),
+            streamed.body_bytes,
+        ),
+        Err(error) => (Some(io_cause(error)), 0),
+    }
+}
+
 fn micros(elapsed: Duration) -> u32 {
     elapsed.as_micros().min(u128::from(u32::MAX)) as u32
 }
@@ -169,7 +199,14 @@ struct Sequential {
 }
 
 impl Sequential {
-    fn record(&mut self, kind: &'static str, elapsed: Duration, ok: bool, body_bytes: u64) {
+    /// One request of `kind`; `error` says what went wrong, if anything.
+    fn record(
+        &mut self,
+        kind: &'static str,
+        elapsed: Duration,
+        error: Option<String>,
+        body_bytes: u64,
+    ) {
         let index = match self.result.kinds.iter().position(|k| k.kind == kind) {
             Some(index) => index,
             None => {
@@ -182,7 +219,9 @@ impl Sequential {
         };
         let entry = &mut self.result.kinds[index];
         entry.latencies_us.push(micros(elapsed));
-        entry.errors += u64::from(!ok);
+        if let Some(error) = error {
+            entry.add_error(error);
+        }
         entry.body_bytes += body_bytes;
         self.result.elapsed += elapsed;
     }
@@ -386,7 +425,8 @@ impl SizeRun<'_, '_> {
                     201,
                 )
                 .await;
-            calls.record(SEED, started.elapsed(), outcome.is_ok(), 0);
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            calls.record(SEED, started.elapsed(), error, 0);
             outcome?;
             left -= chunk;
         }
@@ -473,27 +513,26 @@ impl SizeRun<'_, '_> {
             }
             peak = peak.max(server.peak_rss_kib());
             self.run.stop_fresh(server, &prefix).await;
-            let (ok, bytes) = match &outcome {
-                Ok(streamed) if streamed.status == 200 => {
-                    let total = total_in_head(&streamed.head);
-                    if total != Some(self.size) {
-                        wrong_totals.push(total);
-                    }
-                    body = Some(streamed.body_bytes);
-                    (total == Some(self.size), streamed.body_bytes)
+            if let Ok(streamed) = &outcome
+                && streamed.status == 200
+            {
+                let total = total_in_head(&streamed.head);
+                if total != Some(self.size) {
+                    wrong_totals.push(total);
                 }
-                Ok(streamed) => (false, streamed.body_bytes),
-                Err(_) => (false, 0),
-            };
+                body = Some(streamed.body_bytes);
+            }
             if let Err(error) = &outcome {
                 eprintln!("    cold GET /orders failed: {error}");
             }
-            requests.record(COLD_LIST, elapsed, ok, bytes);
+            let (error, bytes) = list_outcome(&outcome, self.size);
+            requests.record(COLD_LIST, elapsed, error, bytes);
         }
         if options.cold_runs == 0 {
             return Ok(());
         }
         let result = requests.kind(COLD_LIST);
+        self.error_note("the cold list", &result);
         let row = Row::new(
             format!(
                 "cold GET /orders, {}, a fresh server each time",
@@ -581,6 +620,7 @@ impl SizeRun<'_, '_> {
             )
             .await?;
         let cached = cached.with_body_rate(&result);
+        self.error_note("the cached list", &result);
         let body_per_second = result.body_bytes() as f64 / result.elapsed.as_secs_f64().max(1e-9);
         let cores = cached.server_cpu_percent.map(|cpu| cpu / 100.0);
         let per_core = cores.map(|cores| body_per_second / 1e9 / cores.max(1e-9));
@@ -621,6 +661,7 @@ impl SizeRun<'_, '_> {
             alone.peak_rss_mib,
         ));
         self.peaks.push(("writes alone", alone.peak_rss_mib));
+        self.error_note("writes alone", &alone_result);
         let readers = options.readers;
         let (beside, beside_result) = self
             .run
@@ -689,6 +730,7 @@ impl SizeRun<'_, '_> {
             mixed.peak_rss_mib,
         ));
         self.peaks.push(("mixed", mixed.peak_rss_mib));
+        self.error_note("the mixed scenario", &mixed_result);
         let others: Vec<(&str, f64)> = mixed_result
             .kinds
             .iter()
@@ -745,22 +787,19 @@ impl SizeRun<'_, '_> {
         for _ in 0..options.write_runs {
             let started = Instant::now();
             let created = request_once(server.addr, &create, &[], options.request_timeout).await;
-            let created = matches!(created, Ok((201, _)));
-            requests.record(workloads::CREATE, started.elapsed(), created, 0);
-            expected += u64::from(created);
+            let error = match &created {
+                Ok((201, _)) => None,
+                Ok((status, _)) => Some(format!("status {status}")),
+                Err(error) => Some(io_cause(error)),
+            };
+            expected += u64::from(error.is_none());
+            requests.record(workloads::CREATE, started.elapsed(), error, 0);
             let started = Instant::now();
             let outcome = request_streamed(server.addr, &list, options.request_timeout).await;
             let elapsed = started.elapsed();
-            let (ok, bytes) = match outcome {
-                Ok(streamed) if streamed.status == 200 => {
-                    let fresh = total_in_head(&streamed.head) == Some(expected);
-                    stale += u64::from(!fresh);
-                    (fresh, streamed.body_bytes)
-                }
-                Ok(streamed) => (false, streamed.body_bytes),
-                Err(_) => (false, 0),
-            };
-            requests.record(LIST_AFTER_WRITE, elapsed, ok, bytes);
+            let (error, bytes) = list_outcome(&outcome, expected);
+            stale += u64::from(error.as_deref() == Some(WRONG_TOTAL));
+            requests.record(LIST_AFTER_WRITE, elapsed, error, bytes);
         }
         let cpu = server
             .cpu_time()
@@ -769,6 +808,7 @@ impl SizeRun<'_, '_> {
         let peak = server.peak_rss_kib();
         let writes = requests.kind(workloads::CREATE);
         let lists = requests.kind(LIST_AFTER_WRITE);
+        self.error_note("write then list", &requests.result);
         let mut write_row = Row::new(
             format!(
                 "one client: POST /orders, then the list ({} times)",
@@ -815,6 +855,18 @@ impl SizeRun<'_, '_> {
         self.rows.push(write_row);
         self.rows.push(list_row);
         Ok(())
+    }
+
+    /// What the errors of a step were, when it had any.
+    fn error_note(&mut self, step: &str, result: &DriveResult) {
+        if result.errors() > 0 {
+            self.notes.push(format!(
+                "{}: {step} had {} errors: {}",
+                self.size_name(),
+                result.errors(),
+                result.error_causes()
+            ));
+        }
     }
 
     /// Step 7: the peaks of every step against the goal.
@@ -868,9 +920,14 @@ mod tests {
     #[test]
     fn sequential_requests_add_up_their_own_time() {
         let mut requests = Sequential::default();
-        requests.record(COLD_LIST, Duration::from_millis(100), true, 10);
-        requests.record(COLD_LIST, Duration::from_millis(300), false, 30);
-        requests.record(SEED, Duration::from_millis(600), true, 0);
+        requests.record(COLD_LIST, Duration::from_millis(100), None, 10);
+        requests.record(
+            COLD_LIST,
+            Duration::from_millis(300),
+            Some("status 503".into()),
+            30,
+        );
+        requests.record(SEED, Duration::from_millis(600), None, 0);
         let cold = requests.kind(COLD_LIST);
         assert_eq!(cold.elapsed, Duration::from_millis(400));
         assert_eq!(
