@@ -101,6 +101,19 @@ impl MysqlDatabase {
 
 impl Drop for MysqlDatabase {
     fn drop(&mut self) {
+        // A server stopped mid-request can leave a pooled connection in an
+        // open transaction whose metadata lock would keep DROP DATABASE
+        // waiting for ever: end the database's sessions first.
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "mysql -h127.0.0.1 -uroot -N -e \"SELECT id FROM information_schema.processlist WHERE db = '{}'\" \
+                     | while read id; do mysql -h127.0.0.1 -uroot -e \"KILL $id\"; done",
+                    self.name
+                ),
+            ])
+            .status();
         let _ = Command::new("mysql")
             .args([
                 "-h127.0.0.1",
