@@ -26,7 +26,7 @@ mod spool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use domain::ListDocument;
 
@@ -35,9 +35,6 @@ use crate::{Storage, StorageError};
 use build::Refreshed;
 use chunks::Snapshot;
 use spool::Spool;
-
-/// The longest a refresh may take before it is given up.
-const BUILD_LIMIT: Duration = Duration::from_secs(60);
 
 /// How a full list is held and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,16 +99,17 @@ pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError
     }
     let began = Instant::now();
     let previous = held.snapshot.clone();
-    // Bounded, so that a query hung on a dead connection does not keep
-    // every later reader queued behind it for good (the pool discards a
-    // connection whose transaction was cut short). Longer than a reader's
-    // own wait: a walk of a huge table must be able to finish.
+    // Bounded as any read (3x the pool timeout), so that a query hung on a
+    // dead connection does not keep every later reader queued behind it
+    // (the pool discards a connection whose transaction was cut short). A
+    // walk of a table too large to finish in that time never completes:
+    // raise DB_POOL_TIMEOUT_MS for such tables (README).
     let refresh = async {
         read_transaction!(storage.pools(), |conn| {
             build::refresh(conn, previous.as_deref(), &lists.config, &lists.spool).await
         })
     };
-    let refreshed = tokio::time::timeout(BUILD_LIMIT.max(storage.budget()), refresh)
+    let refreshed = tokio::time::timeout(storage.budget(), refresh)
         .await
         .map_err(|_| StorageError::Timeout)??;
     if let Refreshed::New(snapshot) = refreshed {
