@@ -185,6 +185,10 @@ impl TestApp {
             vars.insert(key.to_owned(), value);
         }
         let settings = Settings::from_vars(vars).unwrap();
+        // DEBUG_LOG=1 (with RUST_LOG) shows the in-process server's logs.
+        if std::env::var_os("DEBUG_LOG").is_some() {
+            server::init_logging(&settings.log);
+        }
         let server = server::spawn(settings).await.unwrap();
         Self {
             server,

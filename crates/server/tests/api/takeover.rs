@@ -705,7 +705,7 @@ async fn every_quirk_is_reported_then_migrated_as_decided(backend: Backend) {
         .await
         .unwrap();
     let shipped_expected = expected.iter().filter(|r| r.status == "shipped").count();
-    assert_eq!(shipped["total_orders"], shipped_expected);
+    assert_eq!(shipped["total_orders"], shipped_expected, "{shipped}");
     assert_eq!(
         shipped["orders"].as_array().unwrap().len(),
         shipped_expected
