@@ -16,4 +16,7 @@ mod mysql;
 mod ops;
 mod orders;
 mod process;
+mod restarts;
+mod server_process;
 mod takeover;
+mod workload;
