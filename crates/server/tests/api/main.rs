@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod balanced;
 mod cache;
 mod conditional;
 mod deploy;
