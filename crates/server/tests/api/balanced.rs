@@ -193,17 +193,18 @@ async fn three_instances_behind_haproxy_lose_nothing_when_one_is_killed_and_one_
 
     // SIGKILL instance 0 mid-run.
     direct[0].set_up(false);
-    // The kill lands somewhere between these two instants (`kill` is a
-    // process of its own).
+    // The kill lands between these two instants: from the signal sent (by
+    // `kill`, a process of its own) to the process reaped, when its sockets
+    // are closed and HAProxy's connections to it are refused (and retried).
     let kill_sent = Instant::now();
     instances[0].as_ref().unwrap().signal("KILL");
-    let kill_done = Instant::now();
     tokio::task::block_in_place(|| {
         instances[0]
             .as_mut()
             .unwrap()
             .wait_exit(Duration::from_secs(5))
     });
+    let kill_done = Instant::now();
     instances[0] = None;
     workload.wait_requests(300).await;
 
