@@ -5,6 +5,7 @@ mod admin;
 mod body;
 mod compression;
 mod conditional;
+mod drain;
 mod error;
 mod input;
 mod metrics;
@@ -27,6 +28,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use domain::OrderRepository;
 
 pub use admin::AdminPassword;
+pub use drain::Drain;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
@@ -92,12 +94,19 @@ pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
     ops::configure::<R>(cfg);
 }
 
-/// Builds the server on a bound listener (port 0 in tests). The returned
-/// [`Server`] handles SIGINT and SIGTERM itself with a graceful shutdown.
+/// How long an idle keep-alive connection stays open (actix-web's default,
+/// named because a graceful stop waits for it).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Builds the server on a bound listener (port 0 in tests). Signals are
+/// the caller's: it stops the server through its handle, after starting
+/// `drain` for a stop that closes no connection under a client (see
+/// [`Drain`]).
 pub fn serve<R: OrderRepository>(
     repo: R,
     settings: HttpSettings,
     listener: TcpListener,
+    drain: Drain,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(AppState {
         repo,
@@ -105,10 +114,13 @@ pub fn serve<R: OrderRepository>(
     });
     let metrics = web::Data::new(Metrics::default());
     let origins = settings.cors_origins.clone();
+    let connections = drain.clone();
     let server = HttpServer::new(move || {
+        let drain = drain.clone();
         App::new()
             .app_data(state.clone())
             .app_data(metrics.clone())
+            .app_data(web::Data::new(drain.clone()))
             .app_data(web::QueryConfig::default().error_handler(|error, _req| {
                 ApiError::bad_request("invalid_query", format!("Invalid query string: {error}."))
                     .into()
@@ -117,8 +129,14 @@ pub fn serve<R: OrderRepository>(
             .default_service(web::to(not_found))
             .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))
+            .wrap_fn(move |req, service| drain::close_while_draining(drain.clone(), req, service))
             .wrap_fn(telemetry::observe)
     })
+    .on_connect(move |_, data| {
+        data.insert(connections.connection());
+    })
+    .disable_signals()
+    .keep_alive(KEEP_ALIVE)
     .workers(settings.workers.max(1))
     // A large body goes out in several writes (see `sliced`); with Nagle's
     // algorithm the last short segment would wait for the client's delayed

@@ -118,7 +118,8 @@ pub struct Error {
 
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// ok, degraded (cache unavailable) or unavailable (database down).
+    /// ok, degraded (cache unavailable), unavailable (database down) or
+    /// stopping (a graceful stop has begun).
     status: String,
     database: String,
     /// ok, disabled or unavailable.

@@ -7,6 +7,7 @@ use utoipa::OpenApi;
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::AppState;
+use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::openapi::ApiDoc;
 
@@ -29,11 +30,23 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Serving; a cache outage is \"degraded\"", body = crate::openapi::Readiness),
-        (status = 503, description = "The database is unreachable", body = crate::openapi::Readiness),
+        (status = 503, description = "The database is unreachable, or the server is stopping", body = crate::openapi::Readiness),
     ))]
-pub async fn readyz<R: OrderRepository>(state: web::Data<AppState<R>>) -> HttpResponse {
+pub async fn readyz<R: OrderRepository>(
+    state: web::Data<AppState<R>>,
+    drain: Option<web::Data<Drain>>,
+) -> HttpResponse {
     let health = state.repo.health().await;
     let cache = health.cache.as_str();
+    if drain.is_some_and(|drain| drain.is_draining()) {
+        // A load balancer takes the instance out before it stops accepting.
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "stopping", "database": if health.database_ok { "ok" } else { "unavailable" },
+            "cache": cache,
+            "error": "The server is stopping; use another instance.",
+            "code": "stopping",
+        }));
+    }
     if !health.database_ok {
         return HttpResponse::ServiceUnavailable().json(json!({
             "status": "unavailable", "database": "unavailable", "cache": cache,

@@ -370,7 +370,8 @@ mod tests {
             workers: 1,
             shutdown_timeout: Duration::from_secs(1),
         };
-        let server = crate::serve(OneList(list), settings, listener).unwrap();
+        let server =
+            crate::serve(OneList(list), settings, listener, crate::Drain::default()).unwrap();
         let handle = server.handle();
         actix_web::rt::spawn(server);
         (addr, handle)

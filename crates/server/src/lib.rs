@@ -2,9 +2,11 @@
 //! and the tools in `xtask` both start from here.
 
 pub mod healthcheck;
+pub mod listener;
 pub mod migrate_original;
 mod runtime;
 pub mod settings;
+mod shutdown;
 mod telemetry;
 
 use std::net::TcpListener;
@@ -33,6 +35,8 @@ pub enum StartupError {
     Cache(#[from] cache::CacheError),
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("socket activation: {0}")]
+    InheritedSocket(#[from] listener::InheritedSocketError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -79,16 +83,21 @@ fn bind(settings: &Settings) -> Result<TcpListener, StartupError> {
     TcpListener::bind(&address).map_err(|source| StartupError::Bind { address, source })
 }
 
+fn address(settings: &Settings, listener: &TcpListener) -> String {
+    listener.local_addr().map_or_else(
+        |_| format!("{}:{}", settings.host, settings.port),
+        |address| address.to_string(),
+    )
+}
+
 fn serve(
     settings: &Settings,
     repository: AppRepository,
     listener: TcpListener,
+    drain: http::Drain,
 ) -> Result<actix_web::dev::Server, StartupError> {
-    let address = listener.local_addr().map_or_else(
-        |_| format!("{}:{}", settings.host, settings.port),
-        |address| address.to_string(),
-    );
-    http::serve(repository, settings.http.clone(), listener)
+    let address = address(settings, &listener);
+    http::serve(repository, settings.http.clone(), listener, drain)
         .map_err(|source| StartupError::Bind { address, source })
 }
 
@@ -120,7 +129,7 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, StartupError> {
         .local_addr()
         .map_or(settings.port, |address| address.port());
     let (runtime, repository) = repository_on_runtime(&settings).await?;
-    let server = serve(&settings, repository, listener)?;
+    let server = serve(&settings, repository, listener, http::Drain::default())?;
     let handle = server.handle();
     let task = tokio::spawn(server);
     Ok(RunningServer {
@@ -131,19 +140,41 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, StartupError> {
     })
 }
 
-/// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+/// Serves on `HOST:PORT` until SIGINT or SIGTERM, then stops gracefully.
 pub async fn run(settings: Settings) -> Result<(), StartupError> {
-    let listener = bind(&settings)?;
+    run_on(settings, None).await
+}
+
+/// Serves on `inherited` (socket activation, see [`listener::inherited`])
+/// or, without one, on `HOST:PORT`, until SIGINT or SIGTERM; then stops
+/// without dropping a request (see `shutdown.rs`).
+pub async fn run_on(
+    settings: Settings,
+    inherited: Option<TcpListener>,
+) -> Result<(), StartupError> {
+    let activated = inherited.is_some();
+    let listener = match inherited {
+        Some(listener) => listener,
+        None => bind(&settings)?,
+    };
     let (_runtime, repository) = repository_on_runtime(&settings).await?;
-    let address = format!("{}:{}", settings.host, settings.port);
+    let address = address(&settings, &listener);
     tracing::info!(
         %address,
+        socket = if activated { "inherited" } else { "bound" },
         database = %settings.database.url,
         cache = if settings.cache.disabled { "disabled" } else { settings.cache.redis_url.as_str() },
         workers = settings.http.workers,
         "serving"
     );
-    serve(&settings, repository, listener)?
+    let drain = http::Drain::default();
+    let server = serve(&settings, repository, listener, drain.clone())?;
+    actix_web::rt::spawn(shutdown::stop_on_signal(
+        server.handle(),
+        drain,
+        settings.shutdown_delay,
+    ));
+    server
         .await
         .map_err(|source| StartupError::Bind { address, source })
 }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 mod memory;
 
 use server::migrate_original::{self, MigrateOriginalArgs};
-use server::{Settings, healthcheck, init_logging, run};
+use server::{Settings, healthcheck, init_logging, listener, run_on};
 
 #[derive(Parser)]
 #[command(name = "server", version, about = "The orders service")]
@@ -30,15 +30,20 @@ enum Command {
 fn main() -> ExitCode {
     // Before any thread starts; the migration's memory bound needs it too.
     memory::configure();
+    // Also before any thread: it takes the socket-activation variables out
+    // of the environment.
+    let inherited = listener::inherited();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => actix_web::rt::System::new().block_on(serve()),
+        Command::Serve => actix_web::rt::System::new().block_on(serve(inherited)),
         Command::MigrateOriginal(args) => migrate_original::run(args),
         Command::Healthcheck => healthcheck::run(),
     }
 }
 
-async fn serve() -> ExitCode {
+async fn serve(
+    inherited: Result<Option<std::net::TcpListener>, listener::InheritedSocketError>,
+) -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
@@ -47,7 +52,11 @@ async fn serve() -> ExitCode {
         }
     };
     init_logging(&settings.log);
-    match run(settings).await {
+    let started = match inherited {
+        Ok(inherited) => run_on(settings, inherited).await,
+        Err(error) => Err(error.into()),
+    };
+    match started {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("cannot start: {error}");

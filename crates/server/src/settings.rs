@@ -50,6 +50,7 @@ pub const VARIABLES: &[&str] = &[
     "ADMIN_PASSWORD",
     "HOST",
     "PORT",
+    "SHUTDOWN_DELAY_MS",
     "WORKERS",
     "CORS_ORIGINS",
     "RUST_LOG",
@@ -83,6 +84,9 @@ pub struct Settings {
     pub http: http::HttpSettings,
     pub host: String,
     pub port: u16,
+    /// How long a stopping server goes on accepting, `/readyz` answering
+    /// 503, before it stops accepting (a load balancer's time to notice).
+    pub shutdown_delay: Duration,
     pub log: LogSettings,
 }
 
@@ -272,6 +276,7 @@ impl Settings {
                 .non_empty("HOST")
                 .unwrap_or_else(|| "0.0.0.0".to_owned()),
             port: vars.number("PORT", 8080u16, 0)?,
+            shutdown_delay: Duration::from_millis(vars.number("SHUTDOWN_DELAY_MS", 0u64, 0)?),
             log: LogSettings { filter, format },
         })
     }
@@ -549,6 +554,10 @@ Xe6d/8qqtnUJ49Lt
             "ORDERS_CACHE_TTL"
         );
         assert_eq!(failing_variable(&[("WORKERS", "0")]), "WORKERS");
+        assert_eq!(
+            failing_variable(&[("SHUTDOWN_DELAY_MS", "soon")]),
+            "SHUTDOWN_DELAY_MS"
+        );
         assert_eq!(
             failing_variable(&[("DATABASE_URL", "postgres://x")]),
             "DATABASE_URL"

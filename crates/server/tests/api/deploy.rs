@@ -27,7 +27,7 @@ fn read(path: &str) -> String {
 
 /// A command-line tool: `$ENV_NAME`, else on `PATH`, else where `.ci/run`
 /// installs it (`target/ci-tools/bin`). None, with a note, when missing.
-fn tool(name: &str, env_name: &str) -> Option<PathBuf> {
+pub(crate) fn tool(name: &str, env_name: &str) -> Option<PathBuf> {
     let found = std::env::var_os(env_name)
         .map(PathBuf::from)
         .or_else(|| {
@@ -336,8 +336,16 @@ fn directive<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The unit as `orders.service` in a temporary directory, its `ExecStart`
-/// pointed at the built binary (`verify` checks that it exists).
+/// pointed at the built binary (`verify` checks that it exists), beside
+/// `orders.socket` (where `verify` looks for it).
 fn unit_copy(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, PathBuf) {
+    socket_and_unit_copy(str::to_owned, edit)
+}
+
+fn socket_and_unit_copy(
+    edit_socket: impl Fn(&str) -> String,
+    edit: impl Fn(&str) -> String,
+) -> (tempfile::TempDir, PathBuf) {
     let unit = read("deploy/orders.service");
     assert_eq!(
         unit.lines()
@@ -358,6 +366,11 @@ fn unit_copy(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("orders.service");
     std::fs::write(&path, edit(&unit)).unwrap();
+    std::fs::write(
+        dir.path().join("orders.socket"),
+        edit_socket(&read("deploy/orders.socket")),
+    )
+    .unwrap();
     (dir, path)
 }
 
@@ -384,6 +397,20 @@ fn systemd_unit_restarts_stops_gracefully_and_is_sandboxed() {
         assert_eq!(directive(&unit, key), Some(value), "{key}");
     }
     assert!(directive(&unit, "SystemCallFilter").is_some());
+    // systemd holds the listening socket across restarts.
+    assert_eq!(directive(&unit, "Sockets"), Some("orders.socket"));
+    assert_eq!(directive(&unit, "Requires"), Some("orders.socket"));
+    assert!(
+        directive(&unit, "After").is_some_and(|after| after.contains("orders.socket")),
+        "started after its socket"
+    );
+    let socket = read("deploy/orders.socket");
+    assert_eq!(directive(&socket, "ListenStream"), Some("8080"));
+    assert!(
+        directive(&socket, "Accept").is_none_or(|accept| accept == "no"),
+        "one process for all connections, not one per connection"
+    );
+    assert_eq!(directive(&socket, "WantedBy"), Some("sockets.target"));
     let stop = directive(&unit, "TimeoutStopSec").unwrap();
     assert!(
         humantime_secs(stop) > 30,
@@ -429,6 +456,32 @@ fn systemd_unit_passes_systemd_analyze_verify() {
     let found = text(&verify(&path));
     assert!(found.contains("Unknown key 'ProtectSytem'"), "{found}");
     assert!(found.contains("kill mode"), "{found}");
+
+    // The socket unit passes too, and a bad value in it is reported.
+    let (_dir, path) = unit_copy(str::to_owned);
+    let socket_output = verify(&path.with_file_name("orders.socket"));
+    assert!(socket_output.status.success(), "{}", text(&socket_output));
+    assert!(
+        text(&socket_output).trim().is_empty(),
+        "{}",
+        text(&socket_output)
+    );
+    let (_dir, path) = socket_and_unit_copy(
+        |socket| socket.replace("Backlog=4096", "Backlog=lots"),
+        str::to_owned,
+    );
+    let found = text(&verify(&path.with_file_name("orders.socket")));
+    assert!(found.contains("lots"), "{found}");
+
+    // Without its socket the service cannot start.
+    let (_dir, path) = unit_copy(str::to_owned);
+    std::fs::remove_file(path.with_file_name("orders.socket")).unwrap();
+    let output = verify(&path);
+    assert!(
+        !output.status.success() && text(&output).contains("orders.socket"),
+        "{}",
+        text(&output)
+    );
 }
 
 fn exposure(analyze: &Path, path: &Path) -> (f64, String) {

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod balanced;
 mod cache;
 mod conditional;
 mod deploy;
@@ -16,4 +17,7 @@ mod mysql;
 mod ops;
 mod orders;
 mod process;
+mod restarts;
+mod server_process;
 mod takeover;
+mod workload;

@@ -1,0 +1,125 @@
+//! The server binary as a child process: on a port of its own, or on a
+//! listening socket the test holds and passes as systemd does (socket
+//! activation: descriptor 3, `LISTEN_FDS=1`, `LISTEN_PID` its pid).
+
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_server");
+
+pub struct ServerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts the binary with exactly `env`, in `dir`, logging (JSON) to
+    /// `dir/<name>.log`. With `socket`, the process serves on a duplicate
+    /// of it and ignores `HOST` and `PORT`.
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        env: &[(&str, String)],
+        socket: Option<&TcpListener>,
+    ) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let stdout = std::fs::File::create(&log).unwrap();
+        let mut command = match socket {
+            Some(socket) => {
+                // The shell moves the socket from its standard input to
+                // descriptor 3 and names its own pid, which the server
+                // keeps through exec: what systemd does, without unsafe
+                // code here.
+                let mut command = Command::new("sh");
+                command
+                    .args([
+                        "-c",
+                        r#"exec 3<&0 0</dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0""#,
+                        SERVER,
+                    ])
+                    .stdin(Stdio::from(OwnedFd::from(socket.try_clone().unwrap())));
+                command
+            }
+            None => {
+                let mut command = Command::new(SERVER);
+                command.stdin(Stdio::null());
+                command
+            }
+        };
+        let child = command
+            .current_dir(dir)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("LOG_FORMAT", "json")
+            .envs(env.iter().map(|(key, value)| (key, value)))
+            .stdout(stdout)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the "serving" line of its log: the socket is being served
+    /// (or, inherited, at least queues for it).
+    pub fn wait_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains(r#""message":"serving""#) {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                panic!("the server exited at start ({exit}): {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "never served: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {limit:?}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, and a clean exit within the graceful stop's bound.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        let exit = self.wait_exit(Duration::from_secs(40));
+        assert!(exit.success(), "{exit}: {}", self.log());
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
