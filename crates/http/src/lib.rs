@@ -12,6 +12,7 @@ mod openapi;
 mod ops;
 mod orders;
 mod precompressed;
+mod security;
 mod sliced;
 mod streamed;
 mod telemetry;
@@ -118,6 +119,7 @@ pub fn serve<R: OrderRepository>(
             .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))
             .wrap_fn(telemetry::observe)
+            .wrap_fn(security::nosniff)
     })
     .workers(settings.workers.max(1))
     // A large body goes out in several writes (see `sliced`); with Nagle's

@@ -16,4 +16,6 @@ mod mysql;
 mod ops;
 mod orders;
 mod process;
+mod schemathesis;
+mod security;
 mod takeover;
