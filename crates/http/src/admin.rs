@@ -83,8 +83,8 @@ fn authorize<R>(
 
 #[utoipa::path(
     post, path = "/admin/reset", tag = "admin", operation_id = "reset",
-    security((crate::openapi::ADMIN_AUTH = [])),
-    request_body(content = Option<crate::openapi::ResetBody>, description = "Optional"),
+    security(("admin_password" = [])),
+    request_body(content = crate::openapi::ResetBody, description = "Optional"),
     responses(
         (status = 200, description = "Every order deleted", body = crate::openapi::ResetResult),
         (status = 400, description = "The body is not JSON", body = crate::openapi::Error),
@@ -111,7 +111,7 @@ pub async fn reset<R: OrderRepository>(
 
 #[utoipa::path(
     post, path = "/admin/seed", tag = "admin", operation_id = "seed",
-    security((crate::openapi::ADMIN_AUTH = [])),
+    security(("admin_password" = [])),
     request_body = crate::openapi::SeedBody,
     responses(
         (status = 201, description = "Fake orders created", body = crate::openapi::SeedResult),

@@ -70,16 +70,32 @@ fn new_item(item: &Value, path: FieldPath) -> Result<NewItem, InvalidInput> {
     let Value::String(name) = name else {
         return Err(ItemName.at(name_path));
     };
-    let quantity = match quantity {
-        Value::Number(number) if number.is_i64() => number.as_i64().unwrap_or_default(),
-        // Larger than i64 but still an integer: too large, not "not an integer".
-        Value::Number(number) if number.is_u64() => i64::MAX,
-        _ => return Err(QuantityNotInteger.at(quantity_path)),
+    let Some(quantity) = integer(quantity) else {
+        return Err(QuantityNotInteger.at(quantity_path));
     };
     Ok(NewItem {
         name: domain::ItemName::parse(name).map_err(|rule| rule.at(name_path))?,
         quantity: Quantity::parse(quantity).map_err(|rule| rule.at(quantity_path))?,
     })
+}
+
+/// A JSON number that is an integer, as JSON Schema has it: `2` and `2.0`
+/// alike (the document says `type: integer`, which admits both), never
+/// `2.5`. Integers beyond i64 saturate, so that they are too large rather
+/// than "not an integer".
+fn integer(value: &Value) -> Option<i64> {
+    let Value::Number(number) = value else {
+        return None;
+    };
+    if let Some(integer) = number.as_i64() {
+        return Some(integer);
+    }
+    if number.is_u64() {
+        return Some(i64::MAX);
+    }
+    let float = number.as_f64().filter(|float| float.fract() == 0.0)?;
+    // `as` saturates at i64's bounds.
+    Some(float as i64)
 }
 
 fn invalid_status() -> ApiError {
@@ -188,7 +204,7 @@ pub fn seed_count(body: Option<&Value>) -> Result<u64, ApiError> {
         Some(number @ Value::Number(_)) => Some(number),
         _ => None,
     };
-    let count = count.and_then(|count| count.as_i64().or_else(|| count.as_u64().map(|_| i64::MAX)));
+    let count = count.and_then(integer);
     let invalid =
         |message: String| ApiError::invalid("invalid_count", message, FieldPath::field("count"));
     match count {
@@ -291,6 +307,22 @@ mod tests {
             order(json!({"customer_name": "A", "items": many})),
             at(ItemCount, "items")
         );
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        let parsed =
+            order(json!({"customer_name": "A", "items": [{"name": "P", "quantity": 3.0}]}));
+        assert_eq!(parsed.unwrap().items()[0].quantity.get(), 3);
+        assert_eq!(
+            order(json!({"customer_name": "A", "items": [{"name": "P", "quantity": 1e300}]})),
+            Err((
+                ValidationError::QuantityTooLarge,
+                "items[0].quantity".to_owned()
+            ))
+        );
+        assert_eq!(seed_count(Some(&json!(4.0))).unwrap(), 4);
+        assert!(seed_count(Some(&json!({"count": 4.5}))).is_err());
     }
 
     #[test]

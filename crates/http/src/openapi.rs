@@ -12,7 +12,7 @@ use utoipa::openapi::schema::{
     ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::openapi::{LinkBuilder, OpenApi as Document, RefOr};
+use utoipa::openapi::{OpenApi as Document, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 #[derive(OpenApi)]
@@ -24,7 +24,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         crate::admin::reset, crate::admin::seed,
         crate::ops::healthz, crate::ops::readyz, crate::ops::metrics,
     ),
-    modifiers(&AdminAuth, &Links),
+    components(schemas(LimitParam, CursorParam, IdempotencyKeyParam)),
+    modifiers(&AdminAuth, &OptionalResetBody),
     tags(
         (name = "orders", description = "The original service's order endpoints"),
         (name = "admin", description = "Demo data; need ADMIN_PASSWORD"),
@@ -33,7 +34,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 )]
 pub struct ApiDoc;
 
-/// The name of the admin password's security scheme.
+/// The name of the admin password's security scheme (the admin
+/// operations' `security` attributes spell it out: a literal there).
 pub const ADMIN_AUTH: &str = "admin_password";
 
 /// The admin password travels in `X-Admin-Password` (or, when that header
@@ -53,33 +55,20 @@ impl Modify for AdminAuth {
     }
 }
 
-/// Where a created order's id leads: the operations that take it, so that
-/// clients (and stateful testers) can follow a create to its order.
-struct Links;
+/// `POST /admin/reset` reads a body only for its `password`, and needs
+/// none: its body is optional, and any JSON value.
+struct OptionalResetBody;
 
-impl Modify for Links {
+impl Modify for OptionalResetBody {
     fn modify(&self, openapi: &mut Document) {
-        let Some(create) = openapi
+        let body = openapi
             .paths
             .paths
-            .get_mut("/orders")
+            .get_mut("/admin/reset")
             .and_then(|item| item.post.as_mut())
-        else {
-            return;
-        };
-        let Some(RefOr::T(created)) = create.responses.responses.get_mut("201") else {
-            return;
-        };
-        for (name, operation) in [
-            ("GetOrder", "get_order"),
-            ("UpdateOrderStatus", "update_order_status"),
-            ("DeleteOrder", "delete_order"),
-        ] {
-            let link = LinkBuilder::new()
-                .operation_id(operation)
-                .parameter("order_id", "$response.body#/order_id")
-                .build();
-            created.links.insert(name.to_owned(), RefOr::T(link));
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(body) = body {
+            body.required = Some(Required::False);
         }
     }
 }

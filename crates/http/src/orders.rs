@@ -56,8 +56,8 @@ fn json(mut response: HttpResponseBuilder, etag: String) -> HttpResponseBuilder 
 #[utoipa::path(
     get, path = "/orders", tag = "orders", operation_id = "list_orders",
     params(
-        ("limit" = Option<inline(crate::openapi::LimitParam)>, Query, description = "Page size, 1 to 1000: asks for keyset pagination"),
-        ("cursor" = Option<inline(crate::openapi::CursorParam)>, Query, description = "The next_cursor of the previous page (a cursor alone asks for a page of 100)"),
+        ("limit" = Option<crate::openapi::LimitParam>, Query, description = "Page size, 1 to 1000: asks for keyset pagination"),
+        ("cursor" = Option<crate::openapi::CursorParam>, Query, description = "The next_cursor of the previous page (a cursor alone asks for a page of 100)"),
         ("status" = Option<crate::openapi::Status>, Query, description = "Only orders in this status"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier response: 304 while it is still current"),
     ),
@@ -123,7 +123,7 @@ fn gzip(response: &mut HttpResponseBuilder) {
 #[utoipa::path(
     post, path = "/orders", tag = "orders", operation_id = "create_order",
     request_body = crate::openapi::NewOrder,
-    params(("Idempotency-Key" = Option<inline(crate::openapi::IdempotencyKeyParam)>, Header, description = "1 to 255 characters: a retry with the same key and body within 24 h returns the first response and creates nothing")),
+    params(("Idempotency-Key" = Option<crate::openapi::IdempotencyKeyParam>, Header, description = "1 to 255 characters: a retry with the same key and body within 24 h returns the first response and creates nothing")),
     responses(
         (status = 201, description = "Created", body = crate::openapi::Order,
          headers(

@@ -41,7 +41,11 @@ async fn the_openapi_document_is_what_the_server_does() {
     let app = TestApp::sqlite().await;
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/schemathesis.toml");
     let output = tokio::process::Command::new(&schemathesis)
+        .arg("--config-file")
+        .arg(&config)
         .arg("run")
         .arg(app.url("/openapi.json"))
         .args(["--checks", "all"])
