@@ -3,6 +3,8 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::FieldPath;
+
 pub const NAME_MAX_CHARS: usize = 80;
 pub const ITEMS_MAX: usize = 100;
 pub const QUANTITY_MAX: i64 = 1_000_000;
@@ -35,7 +37,21 @@ pub enum ValidationError {
     IdempotencyKey,
 }
 
+/// A rule broken by the value at `field`: what a 400 tells its client.
+/// The message is the rule's alone, so that it stays the original's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}")]
+pub struct InvalidInput {
+    pub field: FieldPath,
+    pub rule: ValidationError,
+}
+
 impl ValidationError {
+    /// This rule, broken by the value at `field`.
+    pub fn at(self, field: FieldPath) -> InvalidInput {
+        InvalidInput { field, rule: self }
+    }
+
     /// A stable snake_case identifier for clients that branch on errors.
     pub fn code(&self) -> &'static str {
         match self {

@@ -4,6 +4,7 @@
 
 mod document;
 pub mod fake;
+mod field;
 mod id;
 mod input;
 mod order;
@@ -13,9 +14,11 @@ mod repository;
 mod status;
 
 pub use document::{ListBody, ListDocument, OrderDocument};
+pub use field::FieldPath;
 pub use id::{OrderId, ParseOrderIdError};
 pub use input::{
-    CustomerName, ITEMS_MAX, IdempotencyKey, ItemName, NewItem, NewOrder, Quantity, ValidationError,
+    CustomerName, IDEMPOTENCY_KEY_MAX, ITEMS_MAX, IdempotencyKey, InvalidInput, ItemName,
+    NAME_MAX_CHARS, NewItem, NewOrder, QUANTITY_MAX, Quantity, ValidationError,
 };
 pub use order::{Item, Order, Timestamp, Version};
 pub use query::{Cursor, Limit, ListQuery, PageRequest};

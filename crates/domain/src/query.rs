@@ -30,6 +30,9 @@ impl Limit {
 pub struct Cursor(OrderId);
 
 impl Cursor {
+    /// The length of [`Cursor::encode`]'s text: hex digits, any case.
+    pub const ENCODED_LEN: usize = 32;
+
     pub fn after(last: OrderId) -> Self {
         Self(last)
     }
@@ -43,7 +46,7 @@ impl Cursor {
     }
 
     pub fn decode(raw: &str) -> Option<Self> {
-        if raw.len() != 32 {
+        if raw.len() != Self::ENCODED_LEN {
             return None;
         }
         Uuid::try_parse(raw)

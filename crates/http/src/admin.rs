@@ -82,12 +82,17 @@ fn authorize<R>(
 }
 
 #[utoipa::path(
-    post, path = "/admin/reset", tag = "admin",
-    params(("X-Admin-Password" = Option<String>, Header, description = "Or a \"password\" field in the JSON body")),
+    post, path = "/admin/reset", tag = "admin", operation_id = "reset",
+    security(("admin_password" = [])),
+    request_body(content = crate::openapi::ResetBody, description = "Optional"),
     responses(
         (status = 200, description = "Every order deleted", body = crate::openapi::ResetResult),
+        (status = 400, description = "The body is not JSON", body = crate::openapi::Error),
         (status = 401, description = "Wrong or missing password", body = crate::openapi::Error),
         (status = 403, description = "ADMIN_PASSWORD is not set", body = crate::openapi::Error),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Error),
+        (status = 415, description = "Content-Type other than JSON", body = crate::openapi::Error),
+        (status = 500, description = "Internal error", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]
@@ -105,14 +110,17 @@ pub async fn reset<R: OrderRepository>(
 }
 
 #[utoipa::path(
-    post, path = "/admin/seed", tag = "admin",
-    params(("X-Admin-Password" = Option<String>, Header, description = "Or a \"password\" field in the JSON body")),
-    request_body = crate::openapi::SeedRequest,
+    post, path = "/admin/seed", tag = "admin", operation_id = "seed",
+    security(("admin_password" = [])),
+    request_body = crate::openapi::SeedBody,
     responses(
         (status = 201, description = "Fake orders created", body = crate::openapi::SeedResult),
-        (status = 400, description = "count missing or out of 1..=100000", body = crate::openapi::Error),
+        (status = 400, description = "count missing or out of 1..=100000 (`field` is `count`), or not JSON", body = crate::openapi::Error),
         (status = 401, description = "Wrong or missing password", body = crate::openapi::Error),
         (status = 403, description = "ADMIN_PASSWORD is not set", body = crate::openapi::Error),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Error),
+        (status = 415, description = "Content-Type other than JSON", body = crate::openapi::Error),
+        (status = 500, description = "Internal error", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]

@@ -46,9 +46,13 @@ impl IfMatch {
     pub const NEVER: Version = Version::new(0);
 }
 
-/// `None` when the request has no `If-Match`.
+/// `None` when the request has no `If-Match`, or one that lists no tag
+/// (an empty field value): it names no version, so it asks for nothing.
 pub fn if_match(req: &HttpRequest) -> Option<IfMatch> {
     let tags: Vec<&str> = tags(req, &header::IF_MATCH)?.collect();
+    if tags.is_empty() {
+        return None;
+    }
     if tags.contains(&"*") {
         return Some(IfMatch::Any);
     }
@@ -105,6 +109,8 @@ mod tests {
         assert_eq!(with("\"3\", \"4\""), versions(&[3, 4]));
         assert_eq!(with("*"), Some(IfMatch::Any));
         assert_eq!(with("\"abc\""), versions(&[0]));
+        assert_eq!(with(""), None);
+        assert_eq!(with(" , "), None);
         assert_eq!(if_match(&TestRequest::default().to_http_request()), None);
     }
 }

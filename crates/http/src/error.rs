@@ -1,19 +1,29 @@
 //! The one place where failures become HTTP responses. Every non-2xx answer
 //! is JSON with a message a person can act on and a stable `code`; causes
-//! go to the log, never to the client.
+//! go to the log, never to the client. A 400 about a value also carries
+//! `field`, the path of that value (`items[1].quantity`, `limit`); only a
+//! body that cannot be read or parsed as JSON has none, since no value of
+//! it could be told apart.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use domain::{RepoError, ValidationError};
+use domain::{FieldPath, InvalidInput, RepoError};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A domain rule, broken by the value at its field.
     #[error("{0}")]
-    Validation(#[from] ValidationError),
+    Invalid(#[from] InvalidInput),
+    /// A rule of the HTTP layer (query parameters, status, seed count) or
+    /// a body that is not JSON (`field` is `None` only then).
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<FieldPath>,
+    },
     #[error("Order with ID '{0}' not found.")]
     OrderNotFound(String),
     #[error("Unauthorized.")]
@@ -43,10 +53,30 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 400 about the request as a whole: no value of it is to blame.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A 400 about the value at `field`.
+    pub fn invalid(code: &'static str, message: impl Into<String>, field: FieldPath) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
+    /// The path of the value this error is about, when there is one.
+    pub fn field(&self) -> Option<&FieldPath> {
+        match self {
+            Self::Invalid(invalid) => Some(&invalid.field),
+            Self::BadRequest { field, .. } => field.as_ref(),
+            _ => None,
         }
     }
 
@@ -61,7 +91,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Validation(error) => error.code(),
+            Self::Invalid(invalid) => invalid.rule.code(),
             Self::BadRequest { code, .. } => code,
             Self::OrderNotFound(_) => "order_not_found",
             Self::Unauthorized => "unauthorized",
@@ -109,6 +139,8 @@ impl From<RepoError> for ApiError {
 struct ErrorBody<'a> {
     error: String,
     code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
 }
 
 /// The cause chain of an error on one line, for logs.
@@ -126,7 +158,7 @@ fn chain(error: &dyn std::error::Error) -> String {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Validation(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::OrderNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminDisabled => StatusCode::FORBIDDEN,
@@ -160,6 +192,11 @@ impl ResponseError for ApiError {
         response.json(ErrorBody {
             error: self.to_string(),
             code: self.code(),
+            // The root has no name to show; nothing points there today.
+            field: self
+                .field()
+                .filter(|field| !field.is_root())
+                .map(ToString::to_string),
         })
     }
 }

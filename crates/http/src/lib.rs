@@ -13,6 +13,7 @@ mod openapi;
 mod ops;
 mod orders;
 mod precompressed;
+mod security;
 mod sliced;
 mod streamed;
 mod telemetry;
@@ -131,6 +132,7 @@ pub fn serve<R: OrderRepository>(
             .wrap(cors(origins.as_deref()))
             .wrap_fn(move |req, service| drain::close_while_draining(drain.clone(), req, service))
             .wrap_fn(telemetry::observe)
+            .wrap_fn(security::nosniff)
     })
     .on_connect(move |_, data| {
         data.insert(connections.connection());

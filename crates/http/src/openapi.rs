@@ -1,11 +1,19 @@
 //! The OpenAPI 3.1 description, generated from the handlers' annotations
 //! and these wire shapes. The shapes only describe JSON that the domain
-//! renders; they are never used to produce responses.
+//! renders; they are never used to produce responses. Every limit comes
+//! from the constant its validator uses, so the document cannot drift from
+//! what the server enforces (`schemathesis` checks it against a running
+//! server: crates/server/tests/api/schemathesis.rs).
 
 #![allow(dead_code)]
 
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::schema::{
+    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr, Required};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +24,8 @@ use utoipa::{OpenApi, ToSchema};
         crate::admin::reset, crate::admin::seed,
         crate::ops::healthz, crate::ops::readyz, crate::ops::metrics,
     ),
+    components(schemas(LimitParam, CursorParam, IdempotencyKeyParam)),
+    modifiers(&AdminAuth, &OptionalResetBody),
     tags(
         (name = "orders", description = "The original service's order endpoints"),
         (name = "admin", description = "Demo data; need ADMIN_PASSWORD"),
@@ -23,6 +33,155 @@ use utoipa::{OpenApi, ToSchema};
     )
 )]
 pub struct ApiDoc;
+
+/// The name of the admin password's security scheme (the admin
+/// operations' `security` attributes spell it out: a literal there).
+pub const ADMIN_AUTH: &str = "admin_password";
+
+/// The admin password travels in `X-Admin-Password` (or, when that header
+/// is absent, in the body's `password`, which a scheme cannot express).
+struct AdminAuth;
+
+impl Modify for AdminAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            ADMIN_AUTH,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Admin-Password",
+                "ADMIN_PASSWORD; or a \"password\" member of the JSON body when this header is absent",
+            ))),
+        );
+    }
+}
+
+/// `POST /admin/reset` reads a body only for its `password`, and needs
+/// none: its body is optional, and any JSON value.
+struct OptionalResetBody;
+
+impl Modify for OptionalResetBody {
+    fn modify(&self, openapi: &mut Document) {
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/admin/reset")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(body) = body {
+            body.required = Some(Required::False);
+        }
+    }
+}
+
+/// Rust's `char::is_whitespace` (Unicode White_Space), what `str::trim`
+/// removes, spelled out: `\s` differs between regex dialects.
+const WHITE_SPACE: &str =
+    r"\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+/// "1 to `max` characters after trimming", as a pattern: optional white
+/// space, a first and a last character that are not white space with at
+/// most `max - 2` characters between them, optional white space.
+fn trimmed_pattern(max: usize) -> String {
+    let space = format!("[{WHITE_SPACE}]");
+    let visible = format!("[^{WHITE_SPACE}]");
+    format!(
+        "^{space}*{visible}(?:[\\s\\S]{{0,{}}}{visible})?{space}*$",
+        max - 2
+    )
+}
+
+fn name_schema(description: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(trimmed_pattern(domain::NAME_MAX_CHARS)))
+        .description(Some(format!(
+            "{description}: 1 to {} characters once leading and trailing white space is trimmed (it is)",
+            domain::NAME_MAX_CHARS
+        )))
+        .into()
+}
+
+fn customer_name_schema() -> Schema {
+    name_schema("The customer")
+}
+
+fn item_name_schema() -> Schema {
+    name_schema("The item")
+}
+
+fn quantity_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(domain::QUANTITY_MAX))
+        .into()
+}
+
+fn items_schema() -> Schema {
+    ArrayBuilder::new()
+        .items(Item::schema())
+        .min_items(Some(1))
+        .max_items(Some(domain::ITEMS_MAX))
+        .into()
+}
+
+fn seed_count_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(domain::fake::MAX_SEED))
+        .into()
+}
+
+/// `limit`: a page of 1 to 1000 orders.
+pub struct LimitParam;
+
+impl PartialSchema for LimitParam {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(domain::Limit::MAX))
+            .into()
+    }
+}
+
+impl ToSchema for LimitParam {}
+
+/// `cursor`: the opaque `next_cursor` of the previous page.
+pub struct CursorParam;
+
+impl PartialSchema for CursorParam {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!(
+                "^[0-9a-fA-F]{{{}}}$",
+                domain::Cursor::ENCODED_LEN
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for CursorParam {}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters (HTTP trims the
+/// white space around a header's value, so it may be there too).
+pub struct IdempotencyKeyParam;
+
+impl PartialSchema for IdempotencyKeyParam {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!(
+                "^[\\t ]*[\\x21-\\x7E](?:[\\t\\x20-\\x7E]{{0,{}}}[\\x21-\\x7E])?[\\t ]*$",
+                domain::IDEMPOTENCY_KEY_MAX - 2
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for IdempotencyKeyParam {}
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -39,9 +198,9 @@ pub enum Status {
 
 #[derive(Serialize, ToSchema)]
 pub struct Item {
-    /// 1 to 80 characters.
+    #[schema(schema_with = item_name_schema)]
     name: String,
-    /// 1 to 1,000,000.
+    #[schema(schema_with = quantity_schema)]
     quantity: u32,
 }
 
@@ -70,11 +229,12 @@ pub struct OrderList {
     next_cursor: Option<String>,
 }
 
+/// Unknown members are ignored.
 #[derive(Serialize, ToSchema)]
 pub struct NewOrder {
-    /// 1 to 80 characters after trimming.
+    #[schema(schema_with = customer_name_schema)]
     customer_name: String,
-    /// 1 to 100 items.
+    #[schema(schema_with = items_schema)]
     items: Vec<Item>,
 }
 
@@ -96,11 +256,59 @@ pub struct ResetResult {
 
 #[derive(Serialize, ToSchema)]
 pub struct SeedRequest {
-    /// 1 to 100,000.
+    #[schema(schema_with = seed_count_schema)]
     count: u32,
-    /// Used when the X-Admin-Password header is absent.
+    /// The admin password, read (as a string) only when the
+    /// X-Admin-Password header is absent; any other value is ignored.
+    #[schema(schema_with = any_value)]
     password: Option<String>,
 }
+
+fn any_value() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .into()
+}
+
+/// `POST /admin/seed`'s body: `{"count": N}` or, as the original also
+/// accepted, a bare integer.
+pub struct SeedBody;
+
+impl PartialSchema for SeedBody {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "SeedRequest",
+            )))
+            .item(seed_count_schema())
+            .into()
+    }
+}
+
+impl ToSchema for SeedBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("SeedRequest".to_owned(), SeedRequest::schema()));
+    }
+}
+
+/// What `POST /admin/reset` reads of a body, which it does not need: any
+/// JSON value, whose `password` member is read when the X-Admin-Password
+/// header is absent.
+pub struct ResetBody;
+
+impl PartialSchema for ResetBody {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .property("password", any_value())
+            .description(Some(
+                "Any JSON value; a string \"password\" member is the admin password when the X-Admin-Password header is absent",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ResetBody {}
 
 #[derive(Serialize, ToSchema)]
 pub struct SeedResult {
@@ -114,6 +322,15 @@ pub struct Error {
     error: String,
     /// A stable snake_case identifier.
     code: String,
+    /// On a 400 about one value: its path, as `items[1].quantity`,
+    /// `limit` or `Idempotency-Key`. Absent when the body is not JSON.
+    field: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    /// Always ok.
+    status: String,
 }
 
 #[derive(Serialize, ToSchema)]

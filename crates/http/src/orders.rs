@@ -5,7 +5,8 @@ use std::sync::Arc;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use domain::{
-    IdempotencyKey, ListBody, ListQuery, OrderId, OrderRepository, StatusUpdate, ValidationError,
+    FieldPath, IdempotencyKey, ListBody, ListQuery, OrderId, OrderRepository, StatusUpdate,
+    ValidationError,
 };
 
 use crate::AppState;
@@ -53,18 +54,18 @@ fn json(mut response: HttpResponseBuilder, etag: String) -> HttpResponseBuilder 
 }
 
 #[utoipa::path(
-    get, path = "/orders", tag = "orders",
+    get, path = "/orders", tag = "orders", operation_id = "list_orders",
     params(
-        ("limit" = Option<u16>, Query, description = "Page size, 1 to 1000: asks for keyset pagination"),
-        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
-        ("status" = Option<String>, Query, description = "Only orders in this status"),
+        ("limit" = Option<crate::openapi::LimitParam>, Query, description = "Page size, 1 to 1000: asks for keyset pagination"),
+        ("cursor" = Option<crate::openapi::CursorParam>, Query, description = "The next_cursor of the previous page (a cursor alone asks for a page of 100)"),
+        ("status" = Option<crate::openapi::Status>, Query, description = "Only orders in this status"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier response: 304 while it is still current"),
     ),
     responses(
         (status = 200, description = "Orders, newest first", body = crate::openapi::OrderList,
          headers(("ETag" = String, description = "Strong tag of the list's bytes"))),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, description = "Invalid parameter", body = crate::openapi::Error),
+        (status = 400, description = "Invalid or repeated parameter; `field` names it", body = crate::openapi::Error),
         (status = 406, description = "Accept-Encoding refuses every coding the list can be sent in", body = crate::openapi::Error),
         (status = 500, description = "A large list's spooled parts could not be read", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
@@ -73,9 +74,8 @@ fn json(mut response: HttpResponseBuilder, etag: String) -> HttpResponseBuilder 
 pub async fn list<R: OrderRepository>(
     state: web::Data<AppState<R>>,
     req: HttpRequest,
-    params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = ListQuery::try_from(params.into_inner())?;
+    let query = ListQuery::try_from(ListParams::parse(req.query_string())?)?;
     let list = state.repo.list(query).await?;
     let etag = list_etag(&list);
     if none_match_hits(&req, &etag) {
@@ -121,9 +121,9 @@ fn gzip(response: &mut HttpResponseBuilder) {
 }
 
 #[utoipa::path(
-    post, path = "/orders", tag = "orders",
+    post, path = "/orders", tag = "orders", operation_id = "create_order",
     request_body = crate::openapi::NewOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 characters: a retry with the same key and body within 24 h returns the first response and creates nothing")),
+    params(("Idempotency-Key" = Option<crate::openapi::IdempotencyKeyParam>, Header, description = "1 to 255 characters: a retry with the same key and body within 24 h returns the first response and creates nothing")),
     responses(
         (status = 201, description = "Created", body = crate::openapi::Order,
          headers(
@@ -131,10 +131,11 @@ fn gzip(response: &mut HttpResponseBuilder) {
              ("ETag" = String, description = "The order's version, as a strong tag"),
              ("Idempotent-Replayed" = String, description = "true when this is the stored response to an earlier request with the same Idempotency-Key"),
          )),
-        (status = 400, description = "Invalid order", body = crate::openapi::Error),
+        (status = 400, description = "Invalid order, Idempotency-Key or JSON; `field` names the value", body = crate::openapi::Error),
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Error),
         (status = 415, description = "Content-Type other than JSON", body = crate::openapi::Error),
         (status = 422, description = "Idempotency-Key reused with another body", body = crate::openapi::Error),
+        (status = 500, description = "Internal error", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]
@@ -147,8 +148,11 @@ pub async fn create<R: OrderRepository>(
     let idempotency = match req.headers().get("idempotency-key") {
         None => None,
         Some(raw) => {
-            let raw = raw.to_str().map_err(|_| ValidationError::IdempotencyKey)?;
-            Some(IdempotencyKey::parse(raw, &order)?)
+            let invalid = |rule: ValidationError| rule.at(FieldPath::field("Idempotency-Key"));
+            let raw = raw
+                .to_str()
+                .map_err(|_| invalid(ValidationError::IdempotencyKey))?;
+            Some(IdempotencyKey::parse(raw, &order).map_err(invalid)?)
         }
     };
     let created = state.repo.create(order, idempotency).await?;
@@ -162,7 +166,7 @@ pub async fn create<R: OrderRepository>(
 }
 
 #[utoipa::path(
-    get, path = "/orders/{order_id}", tag = "orders",
+    get, path = "/orders/{order_id}", tag = "orders", operation_id = "get_order",
     params(
         ("order_id" = String, Path, description = "The order's UUID"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier response: 304 while it is still current"),
@@ -171,7 +175,8 @@ pub async fn create<R: OrderRepository>(
         (status = 200, description = "The order", body = crate::openapi::Order,
          headers(("ETag" = String, description = "The order's version, as a strong tag"))),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, description = "No such order", body = crate::openapi::Error),
+        (status = 404, description = "No such order (or not a UUID)", body = crate::openapi::Error),
+        (status = 500, description = "Internal error", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]
@@ -196,7 +201,7 @@ pub async fn get<R: OrderRepository>(
 }
 
 #[utoipa::path(
-    patch, path = "/orders/{order_id}/status", tag = "orders",
+    patch, path = "/orders/{order_id}/status", tag = "orders", operation_id = "update_order_status",
     params(
         ("order_id" = String, Path, description = "The order's UUID"),
         ("If-Match" = Option<String>, Header, description = "The ETag last read: the change is made only if the order is still at that version"),
@@ -205,11 +210,12 @@ pub async fn get<R: OrderRepository>(
     responses(
         (status = 200, description = "The updated order", body = crate::openapi::Order,
          headers(("ETag" = String, description = "The order's new version, as a strong tag"))),
-        (status = 400, description = "Missing or unknown status", body = crate::openapi::Error),
-        (status = 404, description = "No such order", body = crate::openapi::Error),
+        (status = 400, description = "Missing or unknown status, or not JSON", body = crate::openapi::Error),
+        (status = 404, description = "No such order (answered before a bad body)", body = crate::openapi::Error),
         (status = 412, description = "The order changed since the ETag given in If-Match", body = crate::openapi::Error),
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Error),
         (status = 415, description = "Content-Type other than JSON", body = crate::openapi::Error),
+        (status = 500, description = "Internal error", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]
@@ -261,11 +267,12 @@ pub async fn update_status<R: OrderRepository>(
 }
 
 #[utoipa::path(
-    delete, path = "/orders/{order_id}", tag = "orders",
+    delete, path = "/orders/{order_id}", tag = "orders", operation_id = "delete_order",
     params(("order_id" = String, Path, description = "The order's UUID")),
     responses(
         (status = 200, description = "Deleted", body = crate::openapi::Message),
-        (status = 404, description = "No such order", body = crate::openapi::Error),
+        (status = 404, description = "No such order (or not a UUID)", body = crate::openapi::Error),
+        (status = 500, description = "Internal error", body = crate::openapi::Error),
         (status = 503, description = "Database unavailable", body = crate::openapi::Error),
     )
 )]

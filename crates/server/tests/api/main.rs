@@ -18,6 +18,8 @@ mod ops;
 mod orders;
 mod process;
 mod restarts;
+mod schemathesis;
+mod security;
 mod server_process;
 mod takeover;
 mod workload;
