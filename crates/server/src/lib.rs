@@ -169,7 +169,9 @@ pub async fn run_on(
     );
     let drain = http::Drain::default();
     let server = serve(&settings, repository, listener, drain.clone())?;
-    actix_web::rt::spawn(shutdown::stop_on_signal(
+    // tokio's spawn, not actix's: `cargo xtask serve` runs this on a plain
+    // tokio runtime, where actix's local spawn panics.
+    tokio::spawn(shutdown::stop_on_signal(
         server.handle(),
         drain,
         settings.shutdown_delay,
