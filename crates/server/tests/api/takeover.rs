@@ -236,7 +236,7 @@ impl Backend {
     async fn run_sql(&self, sql: &str) {
         match self {
             Self::Sqlite { path, .. } => {
-                let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+                let mut conn = sqlite_connection(path);
                 // Diesel turns foreign keys on; the original never did.
                 conn.batch_execute("PRAGMA foreign_keys = OFF;").unwrap();
                 conn.batch_execute(sql)
@@ -257,7 +257,7 @@ impl Backend {
         }
         let rows: Vec<Name> = match self {
             Self::Sqlite { path, .. } => {
-                let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+                let mut conn = sqlite_connection(path);
                 diesel::RunQueryDsl::load(diesel::sql_query(sql), &mut conn).unwrap()
             }
             Self::Mysql(_) => {
@@ -301,7 +301,7 @@ impl Backend {
         let sqlite_sql = sql.replace("AS SIGNED", "AS INTEGER");
         let joined: Vec<Joined> = match self {
             Self::Sqlite { path, .. } => {
-                let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+                let mut conn = sqlite_connection(path);
                 diesel::RunQueryDsl::load(diesel::sql_query(sqlite_sql), &mut conn).unwrap()
             }
             Self::Mysql(_) => {
@@ -764,6 +764,15 @@ async fn every_quirk_is_reported_then_migrated_as_decided_on_mysql() {
 
 /// Starts `--apply` and kills it with SIGKILL once its progress output has
 /// shown `lines` lines (or the line naming the switch, for `usize::MAX`).
+/// The test's own look at the file. It waits for a lock, as the service's
+/// connections do: a process that just stopped may still be checkpointing
+/// its WAL on close, and a reader that opens then sees SQLITE_BUSY.
+fn sqlite_connection(path: &std::path::Path) -> SqliteConnection {
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    conn.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
+    conn
+}
+
 fn kill_apply_after(backend: &Backend, lines: usize) {
     let mut child = backend
         .command(&["--apply"])
