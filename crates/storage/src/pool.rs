@@ -42,7 +42,33 @@ const MYSQL_DEFAULT_POOL_SIZE: usize = 16;
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
-PRAGMA foreign_keys = ON;";
+PRAGMA foreign_keys = ON;
+PRAGMA mmap_size = 268435456;";
+
+/// SQLite's process-wide settings, made once before its first connection.
+///
+/// Every connection here is used by one thread at a time (diesel-async's
+/// wrapper holds it behind a mutex), so SQLite's own per-call locking in
+/// its default "serialized" mode, and the global lock it takes on every
+/// allocation to keep memory statistics, buy nothing; on a walk of the full
+/// list they were a sixth of the time. A process that opened a SQLite
+/// connection before (a test binary, say) keeps the defaults: SQLite then
+/// refuses the call, which is harmless.
+#[allow(unsafe_code)]
+fn configure_sqlite_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config is called before sqlite3_initialize (or
+        // refused with SQLITE_MISUSE); the arguments match the options.
+        unsafe {
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            );
+        }
+    });
+}
 
 /// A MySQL connection idle for longer than this is pinged before it is
 /// handed out, so that connections killed while the pool slept (a database
@@ -60,6 +86,7 @@ type SetupFuture<'a, C> = Pin<Box<dyn Future<Output = diesel::ConnectionResult<C
 
 fn setup_sqlite(path: &str) -> SetupFuture<'_, SqliteConn> {
     Box::pin(async move {
+        configure_sqlite_once();
         let mut conn = SqliteConn::establish(path).await?;
         conn.batch_execute(SQLITE_SETUP)
             .await

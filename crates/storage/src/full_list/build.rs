@@ -157,6 +157,11 @@ async fn update<C: Queries>(
 }
 
 /// Every order, newest first, one chunk of `TARGET_ORDERS` at a time.
+///
+/// Rendering a chunk costs about as much as reading it, so chunk N is
+/// rendered on a blocking thread while chunk N+1 is read: the queries stay
+/// on the one connection and in the one transaction (one snapshot), and
+/// the walk takes both cores instead of one.
 async fn walk<C: Queries>(
     conn: &mut C,
     config: &FullListConfig,
@@ -167,6 +172,7 @@ async fn walk<C: Queries>(
         resident_left: config.memory_budget,
     };
     let mut chunks: Vec<Arc<Chunk>> = Vec::new();
+    let mut rendering: Option<(Option<String>, Rendering)> = None;
     let mut ceiling: Option<String> = None;
     loop {
         let orders = conn
@@ -181,12 +187,27 @@ async fn walk<C: Queries>(
         let items = conn
             .items_in_range(Some(&last.id), ceiling.as_deref())
             .await?;
-        let rendered = Rendered::new(orders, items)?;
-        chunks.push(rendered.into_one_chunk(floor.clone(), &mut placer)?);
+        let next = (floor.clone(), Rendering::start(orders, items));
+        if let Some((floor, rendered)) = rendering.replace(next) {
+            chunks.push(
+                rendered
+                    .finish()
+                    .await?
+                    .into_one_chunk(floor, &mut placer)?,
+            );
+        }
         match floor {
             Some(floor) => ceiling = Some(floor),
             None => break,
         }
+    }
+    if let Some((floor, rendered)) = rendering {
+        chunks.push(
+            rendered
+                .finish()
+                .await?
+                .into_one_chunk(floor, &mut placer)?,
+        );
     }
     match chunks.last() {
         // A table of exactly a multiple of TARGET_ORDERS (or empty): the
@@ -195,6 +216,21 @@ async fn walk<C: Queries>(
         _ => chunks.push(placer.chunk(None, 0, Bytes::new())?),
     }
     Ok(chunks)
+}
+
+/// A chunk being rendered on a blocking thread.
+struct Rendering(tokio::task::JoinHandle<Result<Rendered, StorageError>>);
+
+impl Rendering {
+    fn start(orders: Vec<OrderRow>, items: Vec<ItemRow>) -> Self {
+        Self(tokio::task::spawn_blocking(move || {
+            Rendered::new(orders, items)
+        }))
+    }
+
+    async fn finish(self) -> Result<Rendered, StorageError> {
+        self.0.await.map_err(StorageError::Task)?
+    }
 }
 
 /// Moves every spooled chunk to a fresh file once the current one is
