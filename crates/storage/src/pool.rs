@@ -42,8 +42,7 @@ const MYSQL_DEFAULT_POOL_SIZE: usize = 16;
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
-PRAGMA foreign_keys = ON;
-PRAGMA mmap_size = 268435456;";
+PRAGMA foreign_keys = ON;";
 
 /// SQLite's process-wide settings, made once before its first connection.
 ///
