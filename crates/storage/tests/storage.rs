@@ -62,6 +62,7 @@ both_backends!(
     flavor = "multi_thread",
     full_list_follows_the_change_log,
     a_write_during_a_full_list_build_is_seen_next,
+    a_walk_longer_than_a_readers_wait_still_serves_the_next,
     a_streamed_list_is_one_snapshot,
     a_slow_reader_holds_back_no_write,
     concurrent_creates_with_one_key_make_one_order,

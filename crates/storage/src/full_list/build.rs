@@ -3,7 +3,9 @@
 //! touched when it has, or a walk of the whole table in chunks.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use domain::Item;
@@ -20,6 +22,19 @@ use crate::queries::Queries;
 /// Past this many changes since the held list, the table is walked again:
 /// reading the log would cost about as much.
 const MAX_CHANGES: i64 = 50_000;
+
+/// Each statement of a refresh is bounded, not the refresh: a walk of a
+/// table of millions of orders may take longer than any reader waits (they
+/// get their 503 and the walk goes on to serve the next ones), but a
+/// statement hung on a dead connection must not hold every later reader.
+async fn bounded<T>(
+    step: Duration,
+    statement: impl Future<Output = diesel::QueryResult<T>>,
+) -> Result<T, StorageError> {
+    Ok(tokio::time::timeout(step, statement)
+        .await
+        .map_err(|_| StorageError::Timeout)??)
+}
 
 pub(crate) enum Refreshed {
     /// The held list is current.
@@ -66,17 +81,18 @@ pub(crate) async fn refresh<C: Queries>(
     previous: Option<&Snapshot>,
     config: &FullListConfig,
     spool: &Arc<Spool>,
+    step: Duration,
 ) -> Result<Refreshed, StorageError> {
-    let (epoch, seq) = conn.change_head().await?;
+    let (epoch, seq) = bounded(step, conn.change_head()).await?;
     let chunks = match previous {
         Some(held) if held.epoch == epoch && held.seq == seq => return Ok(Refreshed::Unchanged),
         Some(held) if held.epoch == epoch && held.seq < seq && seq - held.seq <= MAX_CHANGES => {
-            match touched(conn, held, seq).await? {
-                Some(touched) => update(conn, held, &touched, config, spool).await?,
-                None => walk(conn, config, spool).await?,
+            match touched(conn, held, seq, step).await? {
+                Some(touched) => update(conn, held, &touched, config, spool, step).await?,
+                None => walk(conn, config, spool, step).await?,
             }
         }
-        _ => walk(conn, config, spool).await?,
+        _ => walk(conn, config, spool, step).await?,
     };
     let chunks = respool(chunks, spool)?;
     let snapshot =
@@ -91,8 +107,9 @@ async fn touched<C: Queries>(
     conn: &mut C,
     held: &Snapshot,
     seq: i64,
+    step: Duration,
 ) -> Result<Option<BTreeSet<usize>>, StorageError> {
-    let changes = conn.changes_since(held.seq, seq - held.seq).await?;
+    let changes = bounded(step, conn.changes_since(held.seq, seq - held.seq)).await?;
     // Seqs are consecutive (one per committed write; a rolled-back write
     // takes its bump of the head with it), so a gap means pruned rows.
     let complete = changes.len() as i64 == seq - held.seq
@@ -126,6 +143,7 @@ async fn update<C: Queries>(
     touched: &BTreeSet<usize>,
     config: &FullListConfig,
     spool: &Arc<Spool>,
+    step: Duration,
 ) -> Result<Vec<Arc<Chunk>>, StorageError> {
     let kept_resident: usize = held
         .chunks
@@ -148,8 +166,8 @@ async fn update<C: Queries>(
             .checked_sub(1)
             .and_then(|before| held.chunks[before].floor.as_deref());
         let floor = chunk.floor.as_deref();
-        let orders = conn.orders_in_range(floor, ceiling, None).await?;
-        let items = conn.items_in_range(floor, ceiling).await?;
+        let orders = bounded(step, conn.orders_in_range(floor, ceiling, None)).await?;
+        let items = bounded(step, conn.items_in_range(floor, ceiling)).await?;
         let rendered = Rendered::new(orders, items)?;
         chunks.extend(rendered.into_chunks(chunk.floor.clone(), &mut placer)?);
     }
@@ -166,6 +184,7 @@ async fn walk<C: Queries>(
     conn: &mut C,
     config: &FullListConfig,
     spool: &Arc<Spool>,
+    step: Duration,
 ) -> Result<Vec<Arc<Chunk>>, StorageError> {
     let mut placer = Placer {
         spool,
@@ -175,18 +194,22 @@ async fn walk<C: Queries>(
     let mut rendering: Option<(Option<String>, Rendering)> = None;
     let mut ceiling: Option<String> = None;
     loop {
-        let orders = conn
-            .orders_in_range(None, ceiling.as_deref(), Some(TARGET_ORDERS as i64))
-            .await?;
+        let orders = bounded(
+            step,
+            conn.orders_in_range(None, ceiling.as_deref(), Some(TARGET_ORDERS as i64)),
+        )
+        .await?;
         let full = orders.len() == TARGET_ORDERS;
         let Some(last) = orders.last() else {
             break;
         };
         // The oldest chunk covers everything below it.
         let floor = full.then(|| last.id.clone());
-        let items = conn
-            .items_in_range(Some(&last.id), ceiling.as_deref())
-            .await?;
+        let items = bounded(
+            step,
+            conn.items_in_range(Some(&last.id), ceiling.as_deref()),
+        )
+        .await?;
         let next = (floor.clone(), Rendering::start(orders, items));
         if let Some((floor, rendered)) = rendering.replace(next) {
             chunks.push(

@@ -36,6 +36,10 @@ use build::Refreshed;
 use chunks::Snapshot;
 use spool::Spool;
 
+/// A refresh may take this many read budgets (3 minutes by default: a cold
+/// walk of 1,000,000 orders takes about 10 s here).
+const REFRESH_STEPS: u32 = 20;
+
 /// How a full list is held and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FullListConfig {
@@ -99,17 +103,20 @@ pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError
     }
     let began = Instant::now();
     let previous = held.snapshot.clone();
-    // Bounded as any read (3x the pool timeout), so that a query hung on a
-    // dead connection does not keep every later reader queued behind it
-    // (the pool discards a connection whose transaction was cut short). A
-    // walk of a table too large to finish in that time never completes:
-    // raise DB_POOL_TIMEOUT_MS for such tables (README).
+    // Each statement is bounded as any read (3x the pool timeout), not the
+    // walk: the reader that started it may give up (the list runs as its
+    // own task, so the walk goes on and serves the next readers), but a
+    // table too large to walk within one reader's wait is still listed.
+    // The whole refresh is bounded too, far above any walk's time, because
+    // the rollback after a statement cut short may hang on the same dead
+    // connection; dropping the transaction then makes the pool discard it.
+    let step = storage.budget();
     let refresh = async {
         read_transaction!(storage.pools(), |conn| {
-            build::refresh(conn, previous.as_deref(), &lists.config, &lists.spool).await
+            build::refresh(conn, previous.as_deref(), &lists.config, &lists.spool, step).await
         })
     };
-    let refreshed = tokio::time::timeout(storage.budget(), refresh)
+    let refreshed = tokio::time::timeout(step * REFRESH_STEPS, refresh)
         .await
         .map_err(|_| StorageError::Timeout)??;
     if let Refreshed::New(snapshot) = refreshed {

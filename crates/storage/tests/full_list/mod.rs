@@ -166,6 +166,33 @@ pub async fn a_write_during_a_full_list_build_is_seen_next(db: &TestDb) {
     assert_eq!(listed.len() as u64, ORDERS + 1);
 }
 
+/// A cold walk that takes longer than a reader waits still finishes: the
+/// readers that gave up got their error, and a later one is served from it
+/// (with the walk bounded as a whole by a reader's wait, a table that
+/// large could never be listed).
+pub async fn a_walk_longer_than_a_readers_wait_still_serves_the_next(db: &TestDb) {
+    db.storage.seed(ORDERS).await.unwrap();
+    // Reads wait at most 75 ms: far less than a walk of 20,000 orders, far
+    // more than one of its statements.
+    let storage = db.impatient_instance(Duration::from_millis(25)).await;
+    let began = std::time::Instant::now();
+    assert!(
+        storage.list(ListQuery::default()).await.is_err(),
+        "the walk fit one reader's wait: the case shows nothing"
+    );
+    let listed = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(list) = storage.list(ListQuery::default()).await {
+            break list;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "no walk ever finished"
+        );
+    };
+    assert_eq!(well_formed(&parsed(&listed)).len() as u64, ORDERS);
+}
+
 /// Readers racing writers each get one snapshot: a consistent total, no
 /// order twice, and every order that existed throughout. Readers at once
 /// share the held bytes instead of each holding a copy.

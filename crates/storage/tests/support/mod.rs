@@ -141,6 +141,17 @@ impl TestDb {
         Storage::connect(&config).await.unwrap()
     }
 
+    /// Another instance whose reads wait at most 3x `pool_timeout`.
+    pub async fn impatient_instance(&self, pool_timeout: std::time::Duration) -> Storage {
+        let url = match &self.place {
+            Place::Sqlite { path, .. } => DatabaseUrl::Sqlite(path.clone()),
+            Place::Mysql(database) => DatabaseUrl::parse(&database.url()).unwrap(),
+        };
+        let mut config = StorageConfig::new(url);
+        config.pool_timeout = pool_timeout;
+        Storage::connect(&config).await.unwrap()
+    }
+
     /// The SQLite file's write-ahead log, if this is SQLite.
     pub fn sqlite_wal(&self) -> Option<std::path::PathBuf> {
         match &self.place {
