@@ -13,6 +13,7 @@ mod errors;
 mod faults;
 mod full_list;
 mod healthcheck;
+mod https;
 mod mysql;
 mod ops;
 mod orders;
