@@ -22,5 +22,6 @@ mod restarts;
 mod schemathesis;
 mod security;
 mod server_process;
+mod slow_clients;
 mod takeover;
 mod workload;
