@@ -675,6 +675,59 @@ Xe6d/8qqtnUJ49Lt
     }
 
     #[test]
+    fn client_bounds_have_defaults_and_refuse_what_actix_would_answer_first() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.http.limits, http::Limits::default());
+        assert_eq!(defaults.backlog, 1024);
+        assert!(defaults.tls.is_none(), "plain HTTP unless configured");
+        let set = settings(&[
+            ("REQUEST_HEADER_TIMEOUT_MS", "2500"),
+            ("REQUEST_BODY_TIMEOUT_MS", "700"),
+            ("MAX_HEADER_BYTES", "8192"),
+            ("MAX_HEADERS", "96"),
+            ("MAX_CONNECTIONS", "300"),
+            ("BACKLOG", "4096"),
+        ])
+        .unwrap();
+        assert_eq!(set.http.limits.header_timeout, Duration::from_millis(2500));
+        assert_eq!(set.http.limits.body_timeout, Duration::from_millis(700));
+        assert_eq!(set.http.limits.max_header_bytes, 8192);
+        assert_eq!(set.http.limits.max_headers, 96);
+        assert_eq!(set.http.limits.max_connections, 300);
+        assert_eq!(set.backlog, 4096);
+        for (variable, value) in [
+            ("REQUEST_HEADER_TIMEOUT_MS", "0"),
+            ("REQUEST_BODY_TIMEOUT_MS", "soon"),
+            ("MAX_HEADER_BYTES", "200000"),
+            ("MAX_HEADERS", "97"),
+            ("MAX_CONNECTIONS", "0"),
+            ("BACKLOG", "-1"),
+            ("TLS_RELOAD_INTERVAL_MS", "often"),
+        ] {
+            assert_eq!(failing_variable(&[(variable, value)]), variable, "{value}");
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        assert_eq!(
+            failing_variable(&[("TLS_CERT_FILE", "/etc/orders/cert.pem")]),
+            "TLS_KEY_FILE"
+        );
+        assert_eq!(
+            failing_variable(&[("TLS_KEY_FILE", "/etc/orders/key.pem")]),
+            "TLS_CERT_FILE"
+        );
+        assert_eq!(
+            failing_variable(&[
+                ("TLS_CERT_FILE", "/nonexistent/cert.pem"),
+                ("TLS_KEY_FILE", "/nonexistent/key.pem"),
+            ]),
+            "TLS_CERT_FILE"
+        );
+    }
+
+    #[test]
     fn strangers_variables_do_not_matter() {
         assert!(settings(&[("weird.name[0]", "x"), ("PATH", "/bin")]).is_ok());
     }
