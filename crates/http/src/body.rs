@@ -1,6 +1,8 @@
 //! Request bodies: at most 64 KiB, JSON only, read into a `serde_json::Value`
 //! so that handlers can check shapes and types themselves and answer with
 //! the field and the rule (the original crashed on non-object bodies).
+//! The body must arrive within [`Limits::body_timeout`]: actix-web bounds
+//! the time to receive headers, not a body that trickles in.
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -11,6 +13,7 @@ use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::limits::Limits;
 
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -46,24 +49,35 @@ impl FromRequest for JsonBody {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_json = declares_json(req);
         let too_long = declared_length(req).is_some_and(|len| len > BODY_LIMIT);
+        let deadline = req
+            .app_data::<Limits>()
+            .copied()
+            .unwrap_or_default()
+            .body_timeout;
         let mut payload = payload.take();
         Box::pin(async move {
             if too_long {
                 return Err(ApiError::PayloadTooLarge);
             }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|error| {
-                    ApiError::bad_request(
-                        "invalid_body",
-                        format!("Could not read the body: {error}."),
-                    )
-                })?;
-                if body.len() + chunk.len() > BODY_LIMIT {
-                    return Err(ApiError::PayloadTooLarge);
+            let read = async {
+                let mut body = BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|error| {
+                        ApiError::bad_request(
+                            "invalid_body",
+                            format!("Could not read the body: {error}."),
+                        )
+                    })?;
+                    if body.len() + chunk.len() > BODY_LIMIT {
+                        return Err(ApiError::PayloadTooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(body)
+            };
+            let body = actix_web::rt::time::timeout(deadline, read)
+                .await
+                .map_err(|_| ApiError::BodyTimeout(deadline.as_millis()))??;
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Self(None));
             }

@@ -40,6 +40,12 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("Content-Type must be application/json.")]
     UnsupportedMediaType,
+    /// The body did not arrive in time (`REQUEST_BODY_TIMEOUT_MS`).
+    #[error("The request body did not arrive within {0} ms; send it at once and retry.")]
+    BodyTimeout(u128),
+    /// Too many headers, or too large ones (the message says which).
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("This Idempotency-Key was already used with a different request body.")]
     IdempotencyMismatch,
     #[error("The database is unavailable; try again shortly.")]
@@ -101,6 +107,8 @@ impl ApiError {
             Self::PreconditionFailed(_) => "precondition_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BodyTimeout(_) => "request_timeout",
+            Self::HeadersTooLarge(_) => "headers_too_large",
             Self::IdempotencyMismatch => "idempotency_key_reused",
             Self::Unavailable(_) => "database_unavailable",
             Self::Internal(_) => "internal_error",
@@ -166,6 +174,8 @@ impl ResponseError for ApiError {
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,6 +196,11 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            // The rest of the body may still be on its way: this connection
+            // carries no further request.
+            Self::BodyTimeout(_) => {
+                response.force_close();
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ mod conditional;
 mod drain;
 mod error;
 mod input;
+mod limits;
 mod metrics;
 mod openapi;
 mod ops;
@@ -31,6 +32,7 @@ use domain::OrderRepository;
 pub use admin::AdminPassword;
 pub use drain::Drain;
 pub use error::ApiError;
+pub use limits::{ACTIX_MAX_HEAD_BYTES, ACTIX_MAX_HEADERS, Limits};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 
@@ -48,6 +50,8 @@ pub struct HttpSettings {
     pub workers: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout: Duration,
+    /// Bounds on slow and abusive clients.
+    pub limits: Limits,
 }
 
 fn cors(origins: Option<&[String]>) -> Cors {
@@ -99,14 +103,16 @@ pub fn configure<R: OrderRepository>(cfg: &mut web::ServiceConfig) {
 /// named because a graceful stop waits for it).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
-/// Builds the server on a bound listener (port 0 in tests). Signals are
-/// the caller's: it stops the server through its handle, after starting
-/// `drain` for a stop that closes no connection under a client (see
-/// [`Drain`]).
+/// Builds the server on a bound listener (port 0 in tests): plain HTTP/1.1,
+/// or with `tls` HTTPS offering HTTP/2 and HTTP/1.1 by ALPN (actix-web adds
+/// both protocols to the configuration's own). Signals are the caller's: it
+/// stops the server through its handle, after starting `drain` for a stop
+/// that closes no connection under a client (see [`Drain`]).
 pub fn serve<R: OrderRepository>(
     repo: R,
     settings: HttpSettings,
     listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
     drain: Drain,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(AppState {
@@ -116,9 +122,11 @@ pub fn serve<R: OrderRepository>(
     let metrics = web::Data::new(Metrics::default());
     let origins = settings.cors_origins.clone();
     let connections = drain.clone();
+    let limits = settings.limits;
     let server = HttpServer::new(move || {
         let drain = drain.clone();
         App::new()
+            .app_data(limits)
             .app_data(state.clone())
             .app_data(metrics.clone())
             .app_data(web::Data::new(drain.clone()))
@@ -128,6 +136,7 @@ pub fn serve<R: OrderRepository>(
             }))
             .configure(configure::<R>)
             .default_service(web::to(not_found))
+            .wrap_fn(move |req, service| limits::check_headers(limits, req, service))
             .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))
             .wrap_fn(move |req, service| drain::close_while_draining(drain.clone(), req, service))
@@ -145,7 +154,11 @@ pub fn serve<R: OrderRepository>(
     // ACK (40 ms) whenever the client has nothing to send meanwhile.
     .tcp_nodelay(true)
     .shutdown_timeout(settings.shutdown_timeout.as_secs())
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .client_request_timeout(limits.header_timeout)
+    .max_connections(limits.connections_per_worker(settings.workers));
+    let server = match tls {
+        None => server.listen(listener)?,
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+    };
+    Ok(server.run())
 }

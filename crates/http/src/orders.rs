@@ -376,9 +376,16 @@ mod tests {
             cors_origins: None,
             workers: 1,
             shutdown_timeout: Duration::from_secs(1),
+            limits: crate::Limits::default(),
         };
-        let server =
-            crate::serve(OneList(list), settings, listener, crate::Drain::default()).unwrap();
+        let server = crate::serve(
+            OneList(list),
+            settings,
+            listener,
+            None,
+            crate::Drain::default(),
+        )
+        .unwrap();
         let handle = server.handle();
         actix_web::rt::spawn(server);
         (addr, handle)

@@ -8,8 +8,12 @@ mod runtime;
 pub mod settings;
 mod shutdown;
 mod telemetry;
+pub mod tls;
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use actix_web::dev::ServerHandle;
 use cache::CachedRepository;
@@ -78,9 +82,38 @@ async fn repository_on_runtime(
     Ok((runtime, repository))
 }
 
+/// Binds `HOST:PORT` (each address it resolves to, in turn, as std's bind
+/// does) with `BACKLOG` pending connections; std's own bind would fix it.
 fn bind(settings: &Settings) -> Result<TcpListener, StartupError> {
     let address = format!("{}:{}", settings.host, settings.port);
-    TcpListener::bind(&address).map_err(|source| StartupError::Bind { address, source })
+    let failed = |source| StartupError::Bind {
+        address: address.clone(),
+        source,
+    };
+    let mut last = None;
+    for candidate in address.to_socket_addrs().map_err(failed)? {
+        match bind_one(candidate, settings.backlog) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(failed(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "resolves to no address")
+    })))
+}
+
+fn bind_one(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    // As std does: a restarted server rebinds at once, whatever connections
+    // of the previous one are still in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 fn address(settings: &Settings, listener: &TcpListener) -> String {
@@ -90,15 +123,28 @@ fn address(settings: &Settings, listener: &TcpListener) -> String {
     )
 }
 
+/// The server on `listener`, with HTTPS when a certificate is configured;
+/// then also the task that reloads the certificate (SIGHUP, file changes).
 fn serve(
     settings: &Settings,
     repository: AppRepository,
     listener: TcpListener,
     drain: http::Drain,
-) -> Result<actix_web::dev::Server, StartupError> {
+) -> Result<(actix_web::dev::Server, Option<tokio::task::JoinHandle<()>>), StartupError> {
     let address = address(settings, &listener);
-    http::serve(repository, settings.http.clone(), listener, drain)
-        .map_err(|source| StartupError::Bind { address, source })
+    let (tls, reloader) = match &settings.tls {
+        None => (None, None),
+        Some(files) => {
+            let certificate = Arc::new(tls::ReloadingCertificate::new(files.initial.clone()));
+            let config = tls::server_config(certificate.clone());
+            // tokio's spawn, not actix's (see run_on).
+            let reloader = tokio::spawn(tls::reload_on_change(files.clone(), certificate));
+            (Some(config), Some(reloader))
+        }
+    };
+    let server = http::serve(repository, settings.http.clone(), listener, tls, drain)
+        .map_err(|source| StartupError::Bind { address, source })?;
+    Ok((server, reloader))
 }
 
 /// A server running in the background of the current runtime.
@@ -106,6 +152,7 @@ pub struct RunningServer {
     pub port: u16,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    reloader: Option<tokio::task::JoinHandle<()>>,
     _runtime: IoRuntime,
 }
 
@@ -118,6 +165,9 @@ impl RunningServer {
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.task.await;
+        if let Some(reloader) = self.reloader {
+            reloader.abort();
+        }
     }
 }
 
@@ -129,13 +179,14 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, StartupError> {
         .local_addr()
         .map_or(settings.port, |address| address.port());
     let (runtime, repository) = repository_on_runtime(&settings).await?;
-    let server = serve(&settings, repository, listener, http::Drain::default())?;
+    let (server, reloader) = serve(&settings, repository, listener, http::Drain::default())?;
     let handle = server.handle();
     let task = tokio::spawn(server);
     Ok(RunningServer {
         port,
         handle,
         task,
+        reloader,
         _runtime: runtime,
     })
 }
@@ -165,10 +216,11 @@ pub async fn run_on(
         database = %settings.database.url,
         cache = if settings.cache.disabled { "disabled" } else { settings.cache.redis_url.as_str() },
         workers = settings.http.workers,
+        scheme = if settings.tls.is_some() { "https" } else { "http" },
         "serving"
     );
     let drain = http::Drain::default();
-    let server = serve(&settings, repository, listener, drain.clone())?;
+    let (server, _reloader) = serve(&settings, repository, listener, drain.clone())?;
     // tokio's spawn, not actix's: `cargo xtask serve` runs this on a plain
     // tokio runtime, where actix's local spawn panics.
     tokio::spawn(shutdown::stop_on_signal(

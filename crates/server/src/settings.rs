@@ -13,6 +13,8 @@ use config::{Config, Environment};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use storage::{DatabaseUrl, FullListConfig, StorageConfig};
 
+use crate::tls::TlsSettings;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("{variable}: {message}")]
@@ -53,6 +55,15 @@ pub const VARIABLES: &[&str] = &[
     "SHUTDOWN_DELAY_MS",
     "WORKERS",
     "CORS_ORIGINS",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+    "TLS_RELOAD_INTERVAL_MS",
+    "REQUEST_HEADER_TIMEOUT_MS",
+    "REQUEST_BODY_TIMEOUT_MS",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADERS",
+    "MAX_CONNECTIONS",
+    "BACKLOG",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -87,6 +98,11 @@ pub struct Settings {
     /// How long a stopping server goes on accepting, `/readyz` answering
     /// 503, before it stops accepting (a load balancer's time to notice).
     pub shutdown_delay: Duration,
+    /// HTTPS instead of plain HTTP, when a certificate and key are set.
+    pub tls: Option<TlsSettings>,
+    /// Connections the kernel queues before they are accepted, when the
+    /// server binds `HOST:PORT` itself (an inherited socket has its own).
+    pub backlog: u32,
     pub log: LogSettings,
 }
 
@@ -117,6 +133,34 @@ impl Vars {
                 format!("expected a whole number of at least {min}, got {raw:?}"),
             )),
         }
+    }
+
+    /// A number within `min..=max`.
+    fn bounded<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, SettingsError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let value = self.number(name, default, min)?;
+        if value > max {
+            return Err(invalid(
+                name,
+                format!("expected a whole number from {min} to {max}, got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn milliseconds(
+        &self,
+        name: &'static str,
+        default: Duration,
+        min: u64,
+    ) -> Result<Duration, SettingsError> {
+        Ok(Duration::from_millis(self.number(
+            name,
+            default.as_millis() as u64,
+            min,
+        )?))
     }
 
     fn flag(&self, name: &'static str) -> Result<bool, SettingsError> {
@@ -250,6 +294,7 @@ impl Settings {
             cors_origins,
             workers: vars.number("WORKERS", cores, 1)?,
             shutdown_timeout: Duration::from_secs(30),
+            limits: limits(&vars)?,
         };
 
         let format = match vars.non_empty("LOG_FORMAT").as_deref().map(str::trim) {
@@ -277,9 +322,66 @@ impl Settings {
                 .unwrap_or_else(|| "0.0.0.0".to_owned()),
             port: vars.number("PORT", 8080u16, 0)?,
             shutdown_delay: Duration::from_millis(vars.number("SHUTDOWN_DELAY_MS", 0u64, 0)?),
+            tls: https(&vars)?,
+            backlog: vars.bounded("BACKLOG", 1024u32, 1, i32::MAX as u32)?,
             log: LogSettings { filter, format },
         })
     }
+}
+
+/// `TLS_CERT_FILE` and `TLS_KEY_FILE`, set together or not at all, read
+/// here so that a wrong file stops the start; `TLS_RELOAD_INTERVAL_MS`.
+fn https(vars: &Vars) -> Result<Option<TlsSettings>, SettingsError> {
+    let reload_interval = vars.milliseconds("TLS_RELOAD_INTERVAL_MS", Duration::from_secs(5), 0)?;
+    let (cert, key) = match (
+        vars.non_empty("TLS_CERT_FILE"),
+        vars.non_empty("TLS_KEY_FILE"),
+    ) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(invalid(
+                "TLS_KEY_FILE",
+                "must be set with TLS_CERT_FILE (HTTPS needs both)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "TLS_CERT_FILE",
+                "must be set with TLS_KEY_FILE (HTTPS needs both)",
+            ));
+        }
+        (Some(cert), Some(key)) => (cert, key),
+    };
+    TlsSettings::load(cert.trim().into(), key.trim().into(), reload_interval)
+        .map(Some)
+        .map_err(|error| invalid(error.variable(), error.to_string()))
+}
+
+/// The bounds on slow and abusive clients (`http::Limits`).
+fn limits(vars: &Vars) -> Result<http::Limits, SettingsError> {
+    let defaults = http::Limits::default();
+    Ok(http::Limits {
+        header_timeout: vars.milliseconds(
+            "REQUEST_HEADER_TIMEOUT_MS",
+            defaults.header_timeout,
+            1,
+        )?,
+        body_timeout: vars.milliseconds("REQUEST_BODY_TIMEOUT_MS", defaults.body_timeout, 1)?,
+        // Past actix-web's own bounds its bare 431 would answer first.
+        max_header_bytes: vars.bounded(
+            "MAX_HEADER_BYTES",
+            defaults.max_header_bytes,
+            1024,
+            http::ACTIX_MAX_HEAD_BYTES,
+        )?,
+        max_headers: vars.bounded(
+            "MAX_HEADERS",
+            defaults.max_headers,
+            1,
+            http::ACTIX_MAX_HEADERS,
+        )?,
+        max_connections: vars.number("MAX_CONNECTIONS", defaults.max_connections, 1)?,
+    })
 }
 
 /// `REDIS_CA_CERT`: the path of a PEM file of the authorities a `rediss://`
@@ -570,6 +672,59 @@ Xe6d/8qqtnUJ49Lt
         assert_eq!(failing_variable(&[("DB_PORT", "abc")]), "DB_PORT");
         assert_eq!(failing_variable(&[("LOG_FORMAT", "xml")]), "LOG_FORMAT");
         assert_eq!(failing_variable(&[("RUST_LOG", "info,[")]), "RUST_LOG");
+    }
+
+    #[test]
+    fn client_bounds_have_defaults_and_refuse_what_actix_would_answer_first() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.http.limits, http::Limits::default());
+        assert_eq!(defaults.backlog, 1024);
+        assert!(defaults.tls.is_none(), "plain HTTP unless configured");
+        let set = settings(&[
+            ("REQUEST_HEADER_TIMEOUT_MS", "2500"),
+            ("REQUEST_BODY_TIMEOUT_MS", "700"),
+            ("MAX_HEADER_BYTES", "8192"),
+            ("MAX_HEADERS", "96"),
+            ("MAX_CONNECTIONS", "300"),
+            ("BACKLOG", "4096"),
+        ])
+        .unwrap();
+        assert_eq!(set.http.limits.header_timeout, Duration::from_millis(2500));
+        assert_eq!(set.http.limits.body_timeout, Duration::from_millis(700));
+        assert_eq!(set.http.limits.max_header_bytes, 8192);
+        assert_eq!(set.http.limits.max_headers, 96);
+        assert_eq!(set.http.limits.max_connections, 300);
+        assert_eq!(set.backlog, 4096);
+        for (variable, value) in [
+            ("REQUEST_HEADER_TIMEOUT_MS", "0"),
+            ("REQUEST_BODY_TIMEOUT_MS", "soon"),
+            ("MAX_HEADER_BYTES", "200000"),
+            ("MAX_HEADERS", "97"),
+            ("MAX_CONNECTIONS", "0"),
+            ("BACKLOG", "-1"),
+            ("TLS_RELOAD_INTERVAL_MS", "often"),
+        ] {
+            assert_eq!(failing_variable(&[(variable, value)]), variable, "{value}");
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        assert_eq!(
+            failing_variable(&[("TLS_CERT_FILE", "/etc/orders/cert.pem")]),
+            "TLS_KEY_FILE"
+        );
+        assert_eq!(
+            failing_variable(&[("TLS_KEY_FILE", "/etc/orders/key.pem")]),
+            "TLS_CERT_FILE"
+        );
+        assert_eq!(
+            failing_variable(&[
+                ("TLS_CERT_FILE", "/nonexistent/cert.pem"),
+                ("TLS_KEY_FILE", "/nonexistent/key.pem"),
+            ]),
+            "TLS_CERT_FILE"
+        );
     }
 
     #[test]

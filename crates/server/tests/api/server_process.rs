@@ -83,6 +83,11 @@ impl ServerProcess {
         }
     }
 
+    /// Still running (not exited, whatever the signals it got).
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.pid().to_string()])
