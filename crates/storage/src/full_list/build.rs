@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use domain::Item;
@@ -23,17 +24,60 @@ use crate::queries::Queries;
 /// reading the log would cost about as much.
 const MAX_CHANGES: i64 = 50_000;
 
-/// Each statement of a refresh is bounded, not the refresh: a walk of a
-/// table of millions of orders may take longer than any reader waits (they
-/// get their 503 and the walk goes on to serve the next ones), but a
-/// statement hung on a dead connection must not hold every later reader.
-async fn bounded<T>(
-    step: Duration,
-    statement: impl Future<Output = diesel::QueryResult<T>>,
-) -> Result<T, StorageError> {
-    Ok(tokio::time::timeout(step, statement)
-        .await
-        .map_err(|_| StorageError::Timeout)??)
+/// How long ago a refresh's last statement finished. A refresh is cut when
+/// no statement has finished for a read's wait, not when it has run that
+/// long: a walk of a table of millions of orders may take longer than any
+/// reader waits (they get their 503 and the walk goes on to serve the next
+/// ones), but a statement, or a rollback, hung on a dead connection must
+/// not hold every later reader.
+pub(crate) struct Progress {
+    began: Instant,
+    /// Milliseconds from `began` to the last statement's end.
+    last: AtomicU64,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Self {
+        Self {
+            began: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    async fn after<T>(
+        &self,
+        statement: impl Future<Output = diesel::QueryResult<T>>,
+    ) -> Result<T, StorageError> {
+        let result = statement.await;
+        let now = self.began.elapsed().as_millis() as u64;
+        self.last.fetch_max(now, Ordering::Relaxed);
+        Ok(result?)
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        self.began.elapsed().saturating_sub(last)
+    }
+
+    /// Runs `work` until it ends, or until no statement has finished for
+    /// `step`; then drops it (the pool discards a connection whose
+    /// transaction was cut short).
+    pub(crate) async fn watch<T>(
+        &self,
+        step: Duration,
+        work: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let quiet = self.quiet_for();
+            if quiet >= step {
+                return Err(StorageError::Timeout);
+            }
+            if let Ok(result) = tokio::time::timeout(step - quiet, &mut work).await {
+                return result;
+            }
+        }
+    }
 }
 
 pub(crate) enum Refreshed {
@@ -81,18 +125,18 @@ pub(crate) async fn refresh<C: Queries>(
     previous: Option<&Snapshot>,
     config: &FullListConfig,
     spool: &Arc<Spool>,
-    step: Duration,
+    progress: &Progress,
 ) -> Result<Refreshed, StorageError> {
-    let (epoch, seq) = bounded(step, conn.change_head()).await?;
+    let (epoch, seq) = progress.after(conn.change_head()).await?;
     let chunks = match previous {
         Some(held) if held.epoch == epoch && held.seq == seq => return Ok(Refreshed::Unchanged),
         Some(held) if held.epoch == epoch && held.seq < seq && seq - held.seq <= MAX_CHANGES => {
-            match touched(conn, held, seq, step).await? {
-                Some(touched) => update(conn, held, &touched, config, spool, step).await?,
-                None => walk(conn, config, spool, step).await?,
+            match touched(conn, held, seq, progress).await? {
+                Some(touched) => update(conn, held, &touched, config, spool, progress).await?,
+                None => walk(conn, config, spool, progress).await?,
             }
         }
-        _ => walk(conn, config, spool, step).await?,
+        _ => walk(conn, config, spool, progress).await?,
     };
     let chunks = respool(chunks, spool)?;
     let snapshot =
@@ -107,9 +151,11 @@ async fn touched<C: Queries>(
     conn: &mut C,
     held: &Snapshot,
     seq: i64,
-    step: Duration,
+    progress: &Progress,
 ) -> Result<Option<BTreeSet<usize>>, StorageError> {
-    let changes = bounded(step, conn.changes_since(held.seq, seq - held.seq)).await?;
+    let changes = progress
+        .after(conn.changes_since(held.seq, seq - held.seq))
+        .await?;
     // Seqs are consecutive (one per committed write; a rolled-back write
     // takes its bump of the head with it), so a gap means pruned rows.
     let complete = changes.len() as i64 == seq - held.seq
@@ -143,7 +189,7 @@ async fn update<C: Queries>(
     touched: &BTreeSet<usize>,
     config: &FullListConfig,
     spool: &Arc<Spool>,
-    step: Duration,
+    progress: &Progress,
 ) -> Result<Vec<Arc<Chunk>>, StorageError> {
     let kept_resident: usize = held
         .chunks
@@ -166,8 +212,10 @@ async fn update<C: Queries>(
             .checked_sub(1)
             .and_then(|before| held.chunks[before].floor.as_deref());
         let floor = chunk.floor.as_deref();
-        let orders = bounded(step, conn.orders_in_range(floor, ceiling, None)).await?;
-        let items = bounded(step, conn.items_in_range(floor, ceiling)).await?;
+        let orders = progress
+            .after(conn.orders_in_range(floor, ceiling, None))
+            .await?;
+        let items = progress.after(conn.items_in_range(floor, ceiling)).await?;
         let rendered = Rendered::new(orders, items)?;
         chunks.extend(rendered.into_chunks(chunk.floor.clone(), &mut placer)?);
     }
@@ -184,7 +232,7 @@ async fn walk<C: Queries>(
     conn: &mut C,
     config: &FullListConfig,
     spool: &Arc<Spool>,
-    step: Duration,
+    progress: &Progress,
 ) -> Result<Vec<Arc<Chunk>>, StorageError> {
     let mut placer = Placer {
         spool,
@@ -194,22 +242,18 @@ async fn walk<C: Queries>(
     let mut rendering: Option<(Option<String>, Rendering)> = None;
     let mut ceiling: Option<String> = None;
     loop {
-        let orders = bounded(
-            step,
-            conn.orders_in_range(None, ceiling.as_deref(), Some(TARGET_ORDERS as i64)),
-        )
-        .await?;
+        let orders = progress
+            .after(conn.orders_in_range(None, ceiling.as_deref(), Some(TARGET_ORDERS as i64)))
+            .await?;
         let full = orders.len() == TARGET_ORDERS;
         let Some(last) = orders.last() else {
             break;
         };
         // The oldest chunk covers everything below it.
         let floor = full.then(|| last.id.clone());
-        let items = bounded(
-            step,
-            conn.items_in_range(Some(&last.id), ceiling.as_deref()),
-        )
-        .await?;
+        let items = progress
+            .after(conn.items_in_range(Some(&last.id), ceiling.as_deref()))
+            .await?;
         let next = (floor.clone(), Rendering::start(orders, items));
         if let Some((floor, rendered)) = rendering.replace(next) {
             chunks.push(

@@ -32,13 +32,9 @@ use domain::ListDocument;
 
 use crate::transaction::read_transaction;
 use crate::{Storage, StorageError};
-use build::Refreshed;
+use build::{Progress, Refreshed};
 use chunks::Snapshot;
 use spool::Spool;
-
-/// A refresh may take this many read budgets (3 minutes by default: a cold
-/// walk of 1,000,000 orders takes about 10 s here).
-const REFRESH_STEPS: u32 = 20;
 
 /// How a full list is held and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,22 +99,22 @@ pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError
     }
     let began = Instant::now();
     let previous = held.snapshot.clone();
-    // Each statement is bounded as any read (3x the pool timeout), not the
-    // walk: the reader that started it may give up (the list runs as its
-    // own task, so the walk goes on and serves the next readers), but a
-    // table too large to walk within one reader's wait is still listed.
-    // The whole refresh is bounded too, far above any walk's time, because
-    // the rollback after a statement cut short may hang on the same dead
-    // connection; dropping the transaction then makes the pool discard it.
-    let step = storage.budget();
+    // Cut only when it stops making progress (see `Progress`): readers
+    // wait at most a read's wait, the walk as long as it moves.
+    let progress = Progress::new();
     let refresh = async {
         read_transaction!(storage.pools(), |conn| {
-            build::refresh(conn, previous.as_deref(), &lists.config, &lists.spool, step).await
+            build::refresh(
+                conn,
+                previous.as_deref(),
+                &lists.config,
+                &lists.spool,
+                &progress,
+            )
+            .await
         })
     };
-    let refreshed = tokio::time::timeout(step * REFRESH_STEPS, refresh)
-        .await
-        .map_err(|_| StorageError::Timeout)??;
+    let refreshed = progress.watch(storage.budget(), refresh).await?;
     if let Refreshed::New(snapshot) = refreshed {
         tracing::debug!(
             seq = snapshot.seq,
