@@ -162,6 +162,19 @@ impl<R: OrderRepository> CachedRepository<R> {
             None => Ok(()),
         }
     }
+
+    /// Before the process exits: if a write could not tell Redis about
+    /// itself and the repair has not run yet, run it now, retrying until
+    /// `within` has passed. Otherwise the entries from before that write
+    /// would outlive this process on every other instance (until their TTL),
+    /// and no one would be left to purge them. True when the cache is clean
+    /// (or disabled) at the end.
+    pub async fn settle(&self, within: Duration) -> bool {
+        match &self.cache {
+            Some(cache) => cache.settle(within).await,
+            None => true,
+        }
+    }
 }
 
 /// The same full invalidation without a repository: for tools that changed

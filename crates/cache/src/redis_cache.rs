@@ -17,7 +17,7 @@ use domain::{CacheState, ListDocument, ListQuery, OrderDocument, OrderId, OrderR
 use futures::future::{BoxFuture, FutureExt};
 use rand::Rng;
 
-use crate::breaker::Breaker;
+use crate::breaker::{Admission, Breaker};
 use crate::dirty::Dirty;
 use crate::flight::{Flights, Outcome};
 use crate::keys::Keys;
@@ -37,6 +37,10 @@ const LEASE_TTL: Duration = Duration::from_secs(5);
 
 /// Keys per `SCAN` step of a full invalidation.
 const SCAN_BATCH: usize = 1000;
+/// Tries at telling Redis of a write before the cache is marked dirty.
+const WRITE_ATTEMPTS: usize = 2;
+/// The pause between tries at repairing a dirty cache before an exit.
+const SETTLE_RETRY: Duration = Duration::from_millis(100);
 
 /// What a list lookup found.
 pub(crate) enum ListLookup {
@@ -150,6 +154,35 @@ impl RedisCache {
         let Some(admission) = self.breaker.admit(Instant::now()) else {
             return Err(CacheError::CircuitOpen);
         };
+        self.attempt(admission, space, op).await
+    }
+
+    /// `call` without the breaker's leave: for a write's invalidation,
+    /// which is worth its timeout even while reads skip Redis. While the
+    /// breaker is open it counts as a call let through before it opened
+    /// (its failure changes nothing; its success closes the breaker).
+    async fn call_anyway<T, F, Fut>(&self, space: Option<Space>, op: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let admission = self
+            .breaker
+            .admit(Instant::now())
+            .unwrap_or(Admission::Closed);
+        self.attempt(admission, space, op).await
+    }
+
+    async fn attempt<T, F, Fut>(
+        &self,
+        admission: Admission,
+        space: Option<Space>,
+        op: F,
+    ) -> Result<T, CacheError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         let attempt = async {
             let connection = self.connection().await?;
             op(connection).await.map_err(CacheError::Command)
@@ -519,29 +552,51 @@ impl RedisCache {
 
     /// After a committed change of one order: bump the list version and drop
     /// the order's detail key and lease, in one round trip. Dropping the
-    /// lease is what makes a fill that read the old row fail its store. A
-    /// failure never fails the write: it marks the cache dirty instead.
-    pub(crate) async fn order_written(&self, id: OrderId) {
+    /// lease is what makes a fill that read the old row fail its store.
+    ///
+    /// Until Redis has been told, other instances serve the entry from
+    /// before this write; so the write tries even while the breaker skips
+    /// Redis for reads (under CPU starvation a few 50 ms timeouts open it
+    /// while Redis is fine), and after a timeout with the breaker closed it
+    /// tries again: the script may then run twice, which only bumps the
+    /// version once more. With Redis hung a write costs up to two timeouts. A failure never fails the write: the cache is
+    /// marked dirty and its repair starts now, not at this process's next
+    /// read, as this process may be on its way out (see `settle`).
+    pub(crate) async fn order_written(self: &Arc<Self>, id: OrderId) {
         let version_key = self.keys.list_version();
         let epoch_key = self.keys.detail_epoch();
         let detail_key = self.keys.detail(id);
         let lease_key = self.keys.lease(id);
         let fresh = fresh_epoch();
-        let result = self
-            .call(Some(Space::Both), |mut conn| async move {
-                let mut invocation = self.scripts.order_written.prepare_invoke();
-                invocation
-                    .key(&version_key)
-                    .key(&epoch_key)
-                    .key(&detail_key)
-                    .key(&lease_key)
-                    .arg(&fresh);
-                invocation.invoke_async::<i64>(&mut conn).await
-            })
-            .await;
-        if result.is_err() {
-            self.dirty.mark();
+        for _ in 0..WRITE_ATTEMPTS {
+            let result = self
+                .call_anyway(Some(Space::Both), |mut conn| {
+                    let (version_key, epoch_key) = (&version_key, &epoch_key);
+                    let (detail_key, lease_key, fresh) = (&detail_key, &lease_key, &fresh);
+                    async move {
+                        let mut invocation = self.scripts.order_written.prepare_invoke();
+                        invocation
+                            .key(version_key)
+                            .key(epoch_key)
+                            .key(detail_key)
+                            .key(lease_key)
+                            .arg(fresh);
+                        invocation.invoke_async::<i64>(&mut conn).await
+                    }
+                })
+                .await;
+            match result {
+                Ok(_) => return,
+                // Only a slow reply is worth another try at once: a refused
+                // connection or an error reply would fail the same way, and
+                // with the breaker open (Redis failing for a while) one try
+                // per write is enough.
+                Err(CacheError::Timeout(_)) if self.breaker.would_admit(Instant::now()) => {}
+                Err(_) => break,
+            }
         }
+        self.dirty.mark();
+        self.start_repair();
     }
 
     /// Everything goes: a new list version, a new detail epoch, and every
@@ -560,6 +615,22 @@ impl RedisCache {
                 Err(error)
             }
         }
+    }
+
+    /// See `CachedRepository::settle`. The breaker admits a probe once its
+    /// cool-down has passed, so a short wait between tries is enough.
+    pub(crate) async fn settle(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.dirty.is_set() {
+            if self.invalidate_all().await.is_ok() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(SETTLE_RETRY).await;
+        }
+        true
     }
 
     async fn purge(&self) -> Result<(), CacheError> {

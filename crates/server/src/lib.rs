@@ -220,6 +220,7 @@ pub async fn run_on(
         "serving"
     );
     let drain = http::Drain::default();
+    let settling = repository.clone();
     let (server, _reloader) = serve(&settings, repository, listener, drain.clone())?;
     // tokio's spawn, not actix's: `cargo xtask serve` runs this on a plain
     // tokio runtime, where actix's local spawn panics.
@@ -228,7 +229,18 @@ pub async fn run_on(
         drain,
         settings.shutdown_delay,
     ));
-    server
+    let served = server
         .await
-        .map_err(|source| StartupError::Bind { address, source })
+        .map_err(|source| StartupError::Bind { address, source });
+    if !settling.settle(SETTLE_BEFORE_EXIT).await {
+        tracing::warn!(
+            "exiting with the cache dirty: other instances may serve entries from before this \
+             process's last writes until their TTL ends"
+        );
+    }
+    served
 }
+
+/// How long a stopping process goes on trying to repair a dirty cache
+/// (see `CachedRepository::settle`); `TimeoutStopSec=40s` covers it.
+const SETTLE_BEFORE_EXIT: std::time::Duration = std::time::Duration::from_secs(3);

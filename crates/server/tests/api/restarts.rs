@@ -92,7 +92,9 @@ fn stop_with_a_request_on_an_idle_connection(old: ServerProcess, mut idle: IdleC
         .unwrap_or_else(|error| panic!("a request on an idle connection at the stop: {error}"));
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
-    old.stop();
+    // Requests still in flight on `old` (a write waiting for the SQLite
+    // lock the new process holds) finish before it exits.
+    old.wait_stopped();
 }
 
 fn environment(dir: &std::path::Path, cache: bool) -> Vec<(&'static str, String)> {
@@ -183,11 +185,6 @@ async fn restarted_three_times_under_load(restart: Restart, cache: bool) {
     );
 }
 
-// Known to fail about one run in four under load (a POST or PATCH in
-// flight at the handover gets IncompleteMessage); kept out of CI until the
-// cause is found: run it with `cargo test -p server --test api -- --ignored
-// restarts::a_rolling`.
-#[ignore = "flaky: about one run in four loses a request at the handover (issue 12)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_handover_on_an_inherited_socket_drops_no_request() {
     let cache = service_available("Redis", 6379);

@@ -113,8 +113,15 @@ impl ServerProcess {
     }
 
     /// SIGTERM, and a clean exit within the graceful stop's bound.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
         self.signal("TERM");
+        self.wait_stopped();
+    }
+
+    /// A clean exit within the graceful stop's bound, after a SIGTERM sent
+    /// earlier. Not a second one: that stops at once, dropping whatever is
+    /// still in flight.
+    pub fn wait_stopped(mut self) {
         let exit = self.wait_exit(Duration::from_secs(40));
         assert!(exit.success(), "{exit}: {}", self.log());
     }
