@@ -282,7 +282,7 @@ async fn each_mode_asks_for_what_it_says_on_sqlite() {
 }
 
 #[tokio::test]
-async fn each_mode_asks_for_what_it_says_onmysql() {
+async fn each_mode_asks_for_what_it_says_on_mysql() {
     let Some(db) = Db::mysql() else { return };
     each_mode_asks_for_what_it_says(db).await;
 }
@@ -429,7 +429,7 @@ async fn the_command_creates_lists_and_revokes_on_sqlite() {
 }
 
 #[tokio::test]
-async fn the_command_creates_lists_and_revokes_onmysql() {
+async fn the_command_creates_lists_and_revokes_on_mysql() {
     let Some(db) = Db::mysql() else { return };
     the_command_creates_lists_and_revokes(db).await;
 }
@@ -490,6 +490,10 @@ async fn revocation_reaches_every_process(db: Db) {
         ("RUST_LOG", "debug".to_owned()),
         ("WORKERS", "2".to_owned()),
     ];
+    // The schema first: two processes migrating an empty MySQL database
+    // at once race on its first CREATE TABLE.
+    let listed = db.cli(&["list"]).await;
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
     let mut processes: Vec<ServerProcess> = sockets
         .iter()
         .enumerate()
@@ -533,7 +537,7 @@ async fn revocation_reaches_every_process_on_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_reaches_every_process_onmysql() {
+async fn revocation_reaches_every_process_on_mysql() {
     let Some(db) = Db::mysql() else { return };
     revocation_reaches_every_process(db).await;
 }
@@ -610,7 +614,7 @@ async fn a_rollback_needs_no_api_keys_table_on_sqlite() {
 }
 
 #[tokio::test]
-async fn a_rollback_needs_no_api_keys_table_onmysql() {
+async fn a_rollback_needs_no_api_keys_table_on_mysql() {
     let Some(db) = Db::mysql() else { return };
     a_rollback_needs_no_api_keys_table(db).await;
 }
