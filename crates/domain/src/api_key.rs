@@ -518,7 +518,10 @@ mod tests {
         for bad in ["Ab3dEf9", "Ab3dEf9hx", "Ab3d_f9h", ""] {
             assert!(KeyPrefix::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(KeyName::parse("  front end ").unwrap().as_str(), "front end");
+        assert_eq!(
+            KeyName::parse("  front end ").unwrap().as_str(),
+            "front end"
+        );
         assert!(KeyName::parse("   ").is_err());
         assert!(KeyName::parse("a\nb").is_err());
         assert!(KeyName::parse(&"x".repeat(81)).is_err());

@@ -38,7 +38,11 @@ impl Timestamp {
 impl std::fmt::Display for Timestamp {
     /// As serialised: RFC 3339 in UTC with milliseconds.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", humantime::format_rfc3339_millis(self.to_system_time()))
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_millis(self.to_system_time())
+        )
     }
 }
 

@@ -342,8 +342,11 @@ mod tests {
     #[test]
     fn modes_ask_for_keys_where_they_say() {
         use KeyRequirement::*;
-        for (mode, read, write) in [(None, false, false), (Writes, false, true), (All, true, true)]
-        {
+        for (mode, read, write) in [
+            (None, false, false),
+            (Writes, false, true),
+            (All, true, true),
+        ] {
             assert_eq!(needs_key(mode, Scope::OrdersRead), read, "{mode:?}");
             assert_eq!(needs_key(mode, Scope::OrdersWrite), write, "{mode:?}");
         }
@@ -412,7 +415,12 @@ mod tests {
             "api_key_required"
         );
         assert_eq!(
-            outcome(&writes, Method::DELETE, "/orders/x", Some("Basic dXNlcjpwYXNz")),
+            outcome(
+                &writes,
+                Method::DELETE,
+                "/orders/x",
+                Some("Basic dXNlcjpwYXNz")
+            ),
             "api_key_required"
         );
         assert_eq!(

@@ -280,6 +280,9 @@ mod tests {
         assert!(text.contains("orders:read,orders:write"));
         assert!(text.contains("front end"));
         assert!(!text.contains(&key.reveal()[12..]), "{text}");
-        assert_eq!(table(&[]), "PREFIX  SCOPES  NAME  CREATED  REVOKED\n(no API keys)\n");
+        assert_eq!(
+            table(&[]),
+            "PREFIX  SCOPES  NAME  CREATED  REVOKED\n(no API keys)\n"
+        );
     }
 }

@@ -175,7 +175,7 @@ fn serve(
         drain,
         keys,
     )
-        .map_err(|source| StartupError::Bind { address, source })?;
+    .map_err(|source| StartupError::Bind { address, source })?;
     Ok((server, reloader))
 }
 

@@ -168,9 +168,7 @@ impl ApiKeyStore for Storage {
             created_at: key.key.created_at.as_millis(),
         };
         let storage = self.clone();
-        self.spawned(self.budget(), async move {
-            create(&storage, owned).await
-        })
+        self.spawned(self.budget(), async move { create(&storage, owned).await })
     }
 
     fn list_api_keys(&self) -> impl Future<Output = Result<Vec<ApiKey>, RepoError>> + Send {

@@ -164,13 +164,27 @@ async fn each_mode_asks_for_what_it_says(db: Db) {
     let app = db.app("none", vec![]).await;
     let id = created_id(call(&app, Method::POST, "/orders", None, Some(new_order())).await).await;
     let path = format!("/orders/{id}");
-    assert_eq!(call(&app, Method::GET, &path, None, None).await.status(), 200);
-    assert_eq!(call(&app, Method::GET, &path, Some(&reader), None).await.status(), 200);
-    // A key is not refused where no key is needed.
     assert_eq!(
-        call(&app, Method::POST, "/orders", Some(&reader), Some(new_order()))
+        call(&app, Method::GET, &path, None, None).await.status(),
+        200
+    );
+    assert_eq!(
+        call(&app, Method::GET, &path, Some(&reader), None)
             .await
             .status(),
+        200
+    );
+    // A key is not refused where no key is needed.
+    assert_eq!(
+        call(
+            &app,
+            Method::POST,
+            "/orders",
+            Some(&reader),
+            Some(new_order())
+        )
+        .await
+        .status(),
         201
     );
     expect_unauthorized(
@@ -187,15 +201,30 @@ async fn each_mode_asks_for_what_it_says(db: Db) {
 
     // writes: reads stay open.
     let app = db.app("writes", vec![]).await;
-    assert_eq!(call(&app, Method::GET, &path, None, None).await.status(), 200);
-    assert_eq!(call(&app, Method::GET, "/orders", None, None).await.status(), 200);
+    assert_eq!(
+        call(&app, Method::GET, &path, None, None).await.status(),
+        200
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/orders", None, None)
+            .await
+            .status(),
+        200
+    );
     expect_unauthorized(
         call(&app, Method::POST, "/orders", None, Some(new_order())).await,
         "api_key_required",
     )
     .await;
     expect_forbidden(
-        call(&app, Method::POST, "/orders", Some(&reader), Some(new_order())).await,
+        call(
+            &app,
+            Method::POST,
+            "/orders",
+            Some(&reader),
+            Some(new_order()),
+        )
+        .await,
         "orders:write",
     )
     .await;
@@ -205,7 +234,10 @@ async fn each_mode_asks_for_what_it_says(db: Db) {
     )
     .await;
     // Refused writes changed nothing.
-    assert_eq!(call(&app, Method::GET, &path, None, None).await.status(), 200);
+    assert_eq!(
+        call(&app, Method::GET, &path, None, None).await.status(),
+        200
+    );
     let status = json!({"status": "shipped"});
     let patched = call(
         &app,
@@ -244,18 +276,40 @@ async fn each_mode_asks_for_what_it_says(db: Db) {
     assert_eq!(read.status(), 200);
     let order: Value = read.json().await.unwrap();
     assert_eq!(order["status"], "shipped");
-    let id = created_id(call(&app, Method::POST, "/orders", Some(&both), Some(new_order())).await).await;
+    let id = created_id(
+        call(
+            &app,
+            Method::POST,
+            "/orders",
+            Some(&both),
+            Some(new_order()),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(
-        call(&app, Method::DELETE, &format!("/orders/{id}"), Some(&writer), None)
-            .await
-            .status(),
+        call(
+            &app,
+            Method::DELETE,
+            &format!("/orders/{id}"),
+            Some(&writer),
+            None
+        )
+        .await
+        .status(),
         200
     );
     // What stays open, whatever is shown.
     for open in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
-        assert_eq!(call(&app, Method::GET, open, None, None).await.status(), 200, "{open}");
         assert_eq!(
-            call(&app, Method::GET, open, Some(&unknown), None).await.status(),
+            call(&app, Method::GET, open, None, None).await.status(),
+            200,
+            "{open}"
+        );
+        assert_eq!(
+            call(&app, Method::GET, open, Some(&unknown), None)
+                .await
+                .status(),
             200,
             "{open}"
         );
@@ -386,9 +440,16 @@ async fn the_command_creates_lists_and_revokes(db: Db) {
     assert!(text(&revoked.stdout).contains(prefix(&key)));
     let again = db.cli(&["revoke", prefix(&key)]).await;
     assert!(again.status.success());
-    assert!(text(&again.stdout).contains("revoked already"), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("revoked already"),
+        "{}",
+        text(&again.stdout)
+    );
     let list = text(&db.cli(&["list"]).await.stdout);
-    let line = list.lines().find(|line| line.starts_with(prefix(&key))).unwrap();
+    let line = list
+        .lines()
+        .find(|line| line.starts_with(prefix(&key)))
+        .unwrap();
     assert!(!line.trim_end().ends_with('-'), "a revoked time: {line}");
 
     // Mistakes: a clear line and a non-zero status, nothing changed.
@@ -402,7 +463,12 @@ async fn the_command_creates_lists_and_revokes(db: Db) {
         vec!["create", "--scope", "admin", "--name", "  "],
     ] {
         let output = db.cli(&bad).await;
-        assert_eq!(output.status.code(), Some(2), "{bad:?}: {}", text(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            text(&output.stderr)
+        );
         assert!(!text(&output.stderr).is_empty());
     }
     assert_eq!(text(&db.cli(&["list"]).await.stdout).lines().count(), 3);
@@ -415,9 +481,15 @@ async fn the_command_creates_lists_and_revokes(db: Db) {
     )
     .await;
     assert_eq!(
-        call(&app, Method::POST, "/orders", Some(&other), Some(new_order()))
-            .await
-            .status(),
+        call(
+            &app,
+            Method::POST,
+            "/orders",
+            Some(&other),
+            Some(new_order())
+        )
+        .await
+        .status(),
         201
     );
     app.server.stop().await;
@@ -498,7 +570,12 @@ async fn revocation_reaches_every_process(db: Db) {
         .iter()
         .enumerate()
         .map(|(n, socket)| {
-            ServerProcess::start_capturing(db.dir.path(), &format!("server-{n}"), &env, Some(socket))
+            ServerProcess::start_capturing(
+                db.dir.path(),
+                &format!("server-{n}"),
+                &env,
+                Some(socket),
+            )
         })
         .collect();
     for process in &mut processes {
@@ -520,7 +597,10 @@ async fn revocation_reaches_every_process(db: Db) {
     let hash = sha256_hex(&key);
     for process in processes {
         let output = process.output();
-        assert!(output.contains(prefix(&key)), "the prefix names the key in the logs");
+        assert!(
+            output.contains(prefix(&key)),
+            "the prefix names the key in the logs"
+        );
         assert!(!output.contains(&key[12..]), "the secret is in the output");
         assert!(!output.contains(&hash), "the hash is in the output");
         assert!(
@@ -605,7 +685,11 @@ async fn a_rollback_needs_no_api_keys_table(db: Db) {
         text(&output.stdout),
         text(&output.stderr)
     );
-    assert!(text(&output.stdout).contains("Wrote 1 orders"), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).contains("Wrote 1 orders"),
+        "{}",
+        text(&output.stdout)
+    );
 }
 
 #[tokio::test]

@@ -67,7 +67,10 @@ pub async fn a_taken_prefix_is_refused_and_changes_nothing(db: &TestDb) {
     let mut clash = new_key(&[Scope::Admin], None);
     clash.key.prefix = first.key.prefix.clone();
     assert!(!store.create_api_key(&clash).await.unwrap());
-    assert_eq!(store.list_api_keys().await.unwrap(), vec![first.key.clone()]);
+    assert_eq!(
+        store.list_api_keys().await.unwrap(),
+        vec![first.key.clone()]
+    );
     let active = KeySet::new(store.active_api_keys().await.unwrap());
     assert_eq!(
         active.check(&PresentedKey::parse(first.reveal()).unwrap()),
