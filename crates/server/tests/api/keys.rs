@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::server_process::ServerProcess;
-use crate::support::{ADMIN, MysqlDatabase, Options, TestApp, expect_error, unique};
+use crate::support::{
+    ADMIN, Fault, FaultProxy, MysqlDatabase, Options, TestApp, expect_error, unique,
+};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_server");
 
@@ -701,4 +703,71 @@ async fn a_rollback_needs_no_api_keys_table_on_sqlite() {
 async fn a_rollback_needs_no_api_keys_table_on_mysql() {
     let Some(db) = Db::mysql() else { return };
     a_rollback_needs_no_api_keys_table(db).await;
+}
+
+/// A database that goes away locks nobody out and lets no revoked key back
+/// in: the last keys loaded stay in force until a reload succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reload_keeps_the_last_keys() {
+    let Some(db) = Db::mysql() else { return };
+    let proxy = FaultProxy::start(3306).await;
+    let valid = db.key(&["orders:read"]).await;
+    let revoked = db.key(&["orders:read"]).await;
+    let database = db.mysql.as_ref().unwrap();
+    let app = TestApp::start(Options {
+        database_url: Some(database.url_via(proxy.port)),
+        extra: vec![
+            ("API_KEY_REQUIRED", "all".to_owned()),
+            ("API_KEY_REFRESH_MS", REFRESH_MS.to_string()),
+            ("DB_POOL_TIMEOUT_MS", "500".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let revoke = db.cli(&["revoke", prefix(&revoked)]).await;
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    until_all(
+        &[app.server.url()],
+        &revoked,
+        401,
+        Duration::from_millis(REFRESH_MS) + Duration::from_secs(3),
+    )
+    .await;
+
+    proxy.set(Fault::Refuse);
+    // Several reloads fail meanwhile.
+    tokio::time::sleep(Duration::from_millis(4 * REFRESH_MS + 1500)).await;
+    // The valid key passes the check and meets the outage (503), the
+    // revoked one is still refused (401): neither needed the database.
+    // (A page: the full list may be held in memory.)
+    let down = call(&app, Method::GET, "/orders?limit=5", Some(&valid), None).await;
+    expect_error(down, 503, "database_unavailable").await;
+    expect_unauthorized(
+        call(&app, Method::GET, "/orders?limit=5", Some(&revoked), None).await,
+        "invalid_api_key",
+    )
+    .await;
+
+    proxy.set(Fault::Up);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = call(&app, Method::GET, "/orders?limit=5", Some(&valid), None)
+            .await
+            .status();
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status} after the outage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Reloads work again: a key made now is accepted.
+    let later = db.key(&["orders:read"]).await;
+    until_all(
+        &[app.server.url()],
+        &later,
+        200,
+        Duration::from_millis(REFRESH_MS) + Duration::from_secs(5),
+    )
+    .await;
+    app.server.stop().await;
 }
