@@ -196,12 +196,16 @@ impl RunningServer {
 
     /// Stops accepting, lets in-flight requests finish, and waits.
     pub async fn stop(self) {
+        // Awaited, so that its handle on the storage (and the SQLite file
+        // or MySQL sessions of the pool) is gone once this returns: a
+        // caller may go on to a tool that needs the database to itself.
+        self.key_refresher.abort();
+        let _ = self.key_refresher.await;
         self.handle.stop(true).await;
         let _ = self.task.await;
         if let Some(reloader) = self.reloader {
             reloader.abort();
         }
-        self.key_refresher.abort();
     }
 }
 
