@@ -78,20 +78,25 @@ impl FromRequest for JsonBody {
             let body = actix_web::rt::time::timeout(deadline, read)
                 .await
                 .map_err(|_| ApiError::BodyTimeout(deadline.as_millis()))??;
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Self(None));
-            }
-            if !is_json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
-            serde_json::from_slice(&body)
-                .map(|value| Self(Some(value)))
-                .map_err(|error| {
-                    ApiError::bad_request(
-                        "invalid_json",
-                        format!("Request body is not valid JSON: {error}."),
-                    )
-                })
+            parse(&body, is_json).map(Self)
         })
     }
+}
+
+/// A whole body's bytes as JSON: `None` for an empty (or all-blank) body,
+/// which handlers answer with their own "missing field" wording.
+/// `declared_json`: whether the request's `Content-Type` allowed JSON.
+pub fn parse(body: &[u8], declared_json: bool) -> Result<Option<Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !declared_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|error| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("Request body is not valid JSON: {error}."),
+        )
+    })
 }

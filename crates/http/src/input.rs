@@ -2,9 +2,10 @@
 //! types are checked here (a string is never a number, a float never an
 //! integer); the rules themselves live in the domain's `parse` functions.
 
+use actix_web::http::header::HeaderMap;
 use domain::{
-    Cursor, FieldPath, InvalidInput, Limit, ListQuery, NewItem, NewOrder, OrderStatus, PageRequest,
-    Quantity, ValidationError,
+    Cursor, FieldPath, IdempotencyKey, InvalidInput, Limit, ListQuery, NewItem, NewOrder,
+    OrderStatus, PageRequest, Quantity, ValidationError,
 };
 use serde_json::{Map, Value};
 
@@ -120,6 +121,22 @@ pub fn status_change(body: Option<Value>) -> Result<OrderStatus, ApiError> {
         Some(Value::String(status)) => status.parse().map_err(|_| invalid_status()),
         Some(_) => Err(invalid_status()),
     }
+}
+
+/// The `Idempotency-Key` of a `POST /orders`, tied to the order it came
+/// with; `None` when the request has none.
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    order: &NewOrder,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let invalid = |rule: ValidationError| rule.at(FieldPath::field("Idempotency-Key"));
+    let raw = raw
+        .to_str()
+        .map_err(|_| invalid(ValidationError::IdempotencyKey))?;
+    Ok(Some(IdempotencyKey::parse(raw, order).map_err(invalid)?))
 }
 
 /// `GET /orders` parameters as sent; unknown ones are ignored. Read from

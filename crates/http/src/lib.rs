@@ -39,6 +39,15 @@ pub use limits::{ACTIX_MAX_HEAD_BYTES, ACTIX_MAX_HEADERS, Limits};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 
+/// What a request's bytes become before a handler acts on them: every
+/// parser of outside input, public for the fuzz targets
+/// (`crates/fuzz-targets`), which call exactly what the handlers call.
+pub mod parsers {
+    pub use crate::body::parse as json_body;
+    pub use crate::conditional::{IfMatch, if_match, none_match_hits};
+    pub use crate::input::{ListParams, idempotency_key, new_order, status_change};
+}
+
 /// What every handler shares.
 pub struct AppState<R> {
     pub repo: R,

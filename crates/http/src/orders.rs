@@ -4,10 +4,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use domain::{
-    FieldPath, IdempotencyKey, ListBody, ListQuery, OrderId, OrderRepository, StatusUpdate,
-    ValidationError,
-};
+use domain::{ListBody, ListQuery, OrderId, OrderRepository, StatusUpdate};
 
 use crate::AppState;
 use crate::body::JsonBody;
@@ -145,16 +142,7 @@ pub async fn create<R: OrderRepository>(
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let order = input::new_order(body)?;
-    let idempotency = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(raw) => {
-            let invalid = |rule: ValidationError| rule.at(FieldPath::field("Idempotency-Key"));
-            let raw = raw
-                .to_str()
-                .map_err(|_| invalid(ValidationError::IdempotencyKey))?;
-            Some(IdempotencyKey::parse(raw, &order).map_err(invalid)?)
-        }
-    };
+    let idempotency = input::idempotency_key(req.headers(), &order)?;
     let created = state.repo.create(order, idempotency).await?;
     let document = created.document;
     let mut response = json(HttpResponse::Created(), order_etag(document.version()));
@@ -301,8 +289,8 @@ mod tests {
     use bytes::Bytes;
     use domain::parts::{ListPart, ListParts};
     use domain::{
-        CacheState, Created, Health, ListDocument, NewOrder, OrderDocument, OrderStatus, RepoError,
-        RepoStats, ResetOutcome, StatusUpdate, Version,
+        CacheState, Created, Health, IdempotencyKey, ListDocument, NewOrder, OrderDocument,
+        OrderStatus, RepoError, RepoStats, ResetOutcome, StatusUpdate, Version,
     };
     use flate2::read::GzDecoder;
 
