@@ -219,8 +219,10 @@ impl KeyPolicy {
         };
         let Ok(presented) = PresentedKey::parse(&token) else {
             // Not even the form of a key: nothing of it is logged, as it
-            // may be some other system's secret.
-            tracing::info!("a request showed a token that is not an API key");
+            // may be some other system's secret. Debug, as the refusals
+            // below: the access line already tells of the 401, and a
+            // client sending junk must not double the log.
+            tracing::debug!("a request showed a token that is not an API key");
             return Err(ApiError::InvalidApiKey);
         };
         match self.keys.current().check(&presented) {
@@ -229,7 +231,7 @@ impl KeyPolicy {
                 scopes,
             })),
             None => {
-                tracing::info!(key = %presented.prefix(), "unknown or revoked API key");
+                tracing::debug!(key = %presented.prefix(), "unknown or revoked API key");
                 Err(ApiError::InvalidApiKey)
             }
         }
@@ -251,7 +253,7 @@ impl KeyPolicy {
             match &shown {
                 None => return Err((ApiError::ApiKeyRequired, KeyCheck::Missing)),
                 Some(key) if !key.scopes.contains(scope) => {
-                    tracing::info!(key = %key.prefix, scope = %scope, "API key without the scope needed");
+                    tracing::debug!(key = %key.prefix, scope = %scope, "API key without the scope needed");
                     return Err((
                         ApiError::InsufficientScope(scope),
                         KeyCheck::InsufficientScope,
