@@ -2,6 +2,7 @@
 //! and what a repository of orders must do. No I/O lives here; storage and
 //! cache implement [`OrderRepository`], http parses requests into these types.
 
+pub mod api_key;
 mod document;
 pub mod fake;
 mod field;
@@ -13,6 +14,10 @@ mod query;
 mod repository;
 mod status;
 
+pub use api_key::{
+    ActiveKey, ApiKey, ApiKeyError, ApiKeyStore, KeyHash, KeyName, KeyPrefix, KeySet, NewApiKey,
+    PresentedKey, Revocation, Scope, Scopes,
+};
 pub use document::{ListBody, ListDocument, OrderDocument};
 pub use field::FieldPath;
 pub use id::{OrderId, ParseOrderIdError};

@@ -35,6 +35,17 @@ impl Timestamp {
     }
 }
 
+impl std::fmt::Display for Timestamp {
+    /// As serialised: RFC 3339 in UTC with milliseconds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_millis(self.to_system_time())
+        )
+    }
+}
+
 impl Serialize for Timestamp {
     /// RFC 3339 in UTC with milliseconds: `2026-11-25T10:00:00.123Z`.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -77,6 +77,9 @@ pub struct PoolStats {
     pub size: u64,
     pub available: u64,
     pub waiting: u64,
+    /// Connections handed out since the start: each is one trip to the
+    /// database (or more).
+    pub checkouts: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::OrderRepository;
+use domain::{OrderRepository, Scope};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
@@ -22,8 +22,21 @@ impl AdminPassword {
         Self(password.filter(|password| !password.is_empty()))
     }
 
+    /// The password, or an API key with the `admin` scope. A key without
+    /// it, and no good password, is told so (403) rather than 401.
     fn check(&self, req: &HttpRequest, body: Option<&Value>) -> Result<(), ApiError> {
-        let expected = self.0.as_ref().ok_or(ApiError::AdminDisabled)?;
+        let key = crate::auth::granted(req);
+        if key.is_some_and(|scopes| scopes.contains(Scope::Admin)) {
+            return Ok(());
+        }
+        let refused = |error| match key {
+            Some(_) => ApiError::InsufficientScope(Scope::Admin),
+            None => error,
+        };
+        let expected = self
+            .0
+            .as_ref()
+            .ok_or_else(|| refused(ApiError::AdminDisabled))?;
         let from_header = req
             .headers()
             .get("x-admin-password")
@@ -39,7 +52,7 @@ impl AdminPassword {
         if bool::from(given.ct_eq(expected.as_bytes())) {
             Ok(())
         } else {
-            Err(ApiError::Unauthorized)
+            Err(refused(ApiError::Unauthorized))
         }
     }
 }

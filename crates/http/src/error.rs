@@ -8,7 +8,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use domain::{FieldPath, InvalidInput, RepoError};
+use domain::{FieldPath, InvalidInput, RepoError, Scope};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,14 @@ pub enum ApiError {
     Unauthorized,
     #[error("Admin endpoints are disabled: set ADMIN_PASSWORD to enable them.")]
     AdminDisabled,
+    /// `API_KEY_REQUIRED` asks for a key here and none was shown.
+    #[error("This request needs an API key: send it as \"Authorization: Bearer <key>\".")]
+    ApiKeyRequired,
+    /// A key was shown that is malformed, unknown or revoked.
+    #[error("The API key is not valid: it is malformed, unknown or revoked.")]
+    InvalidApiKey,
+    #[error("The API key does not have the {0} scope this request needs.")]
+    InsufficientScope(Scope),
     #[error("No such endpoint: {method} {path}.")]
     RouteNotFound { method: String, path: String },
     #[error("Method {method} is not allowed here; use {allow}.")]
@@ -102,6 +110,9 @@ impl ApiError {
             Self::OrderNotFound(_) => "order_not_found",
             Self::Unauthorized => "unauthorized",
             Self::AdminDisabled => "admin_disabled",
+            Self::ApiKeyRequired => "api_key_required",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::RouteNotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PreconditionFailed(_) => "precondition_failed",
@@ -168,8 +179,10 @@ impl ResponseError for ApiError {
         match self {
             Self::Invalid(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::OrderNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::Unauthorized | Self::ApiKeyRequired | Self::InvalidApiKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::AdminDisabled | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -196,6 +209,35 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            // RFC 6750's challenges: what to send, and what was wrong.
+            Self::ApiKeyRequired => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="orders""#),
+                ));
+            }
+            Self::InvalidApiKey => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="orders", error="invalid_token""#),
+                ));
+            }
+            Self::InsufficientScope(scope) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(match scope {
+                        Scope::OrdersRead => {
+                            r#"Bearer realm="orders", error="insufficient_scope", scope="orders:read""#
+                        }
+                        Scope::OrdersWrite => {
+                            r#"Bearer realm="orders", error="insufficient_scope", scope="orders:write""#
+                        }
+                        Scope::Admin => {
+                            r#"Bearer realm="orders", error="insufficient_scope", scope="admin""#
+                        }
+                    }),
+                ));
             }
             // The rest of the body may still be on its way: this connection
             // carries no further request.

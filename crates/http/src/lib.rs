@@ -2,7 +2,9 @@
 //! domain's [`OrderRepository`]; only the server names a concrete one.
 
 mod admin;
+mod auth;
 mod body;
+pub mod caller;
 mod compression;
 mod conditional;
 mod drain;
@@ -30,6 +32,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use domain::OrderRepository;
 
 pub use admin::AdminPassword;
+pub use auth::{KeyPolicy, KeyRequirement, KeyRing, load_keys, refresh_keys};
 pub use drain::Drain;
 pub use error::ApiError;
 pub use limits::{ACTIX_MAX_HEAD_BYTES, ACTIX_MAX_HEADERS, Limits};
@@ -61,6 +64,8 @@ pub struct HttpSettings {
     pub shutdown_timeout: Duration,
     /// Bounds on slow and abusive clients.
     pub limits: Limits,
+    /// `API_KEY_REQUIRED`: which requests need an API key.
+    pub api_key_required: KeyRequirement,
 }
 
 fn cors(origins: Option<&[String]>) -> Cors {
@@ -80,6 +85,7 @@ fn cors(origins: Option<&[String]>) -> Cors {
             header::LOCATION,
             header::HeaderName::from_static("x-request-id"),
             header::HeaderName::from_static("idempotent-replayed"),
+            header::WWW_AUTHENTICATE,
         ])
         .max_age(3600)
 }
@@ -116,13 +122,16 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// or with `tls` HTTPS offering HTTP/2 and HTTP/1.1 by ALPN (actix-web adds
 /// both protocols to the configuration's own). Signals are the caller's: it
 /// stops the server through its handle, after starting `drain` for a stop
-/// that closes no connection under a client (see [`Drain`]).
+/// that closes no connection under a client (see [`Drain`]). Requests'
+/// API keys are checked against `keys`, which the caller keeps current
+/// ([`refresh_keys`]).
 pub fn serve<R: OrderRepository>(
     repo: R,
     settings: HttpSettings,
     listener: TcpListener,
     tls: Option<rustls::ServerConfig>,
     drain: Drain,
+    keys: KeyRing,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(AppState {
         repo,
@@ -132,8 +141,13 @@ pub fn serve<R: OrderRepository>(
     let origins = settings.cors_origins.clone();
     let connections = drain.clone();
     let limits = settings.limits;
+    let policy = KeyPolicy {
+        required: settings.api_key_required,
+        keys,
+    };
     let server = HttpServer::new(move || {
         let drain = drain.clone();
+        let policy = policy.clone();
         App::new()
             .app_data(limits)
             .app_data(state.clone())
@@ -146,6 +160,7 @@ pub fn serve<R: OrderRepository>(
             .configure(configure::<R>)
             .default_service(web::to(not_found))
             .wrap_fn(move |req, service| limits::check_headers(limits, req, service))
+            .wrap_fn(move |req, service| auth::check_api_key(&policy, req, service))
             .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))
             .wrap_fn(move |req, service| drain::close_while_draining(drain.clone(), req, service))

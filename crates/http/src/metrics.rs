@@ -27,6 +27,34 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyCheckLabels {
+    outcome: &'static str,
+}
+
+/// What an API-key check on a request came to (only requests whose route
+/// looks at keys, and only when a key was shown or needed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyCheck {
+    Accepted,
+    /// Malformed, unknown or revoked.
+    Invalid,
+    /// Needed and not shown.
+    Missing,
+    InsufficientScope,
+}
+
+impl KeyCheck {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Invalid => "invalid",
+            Self::Missing => "missing",
+            Self::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~13 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
@@ -36,6 +64,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    key_checks: Family<KeyCheckLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -55,10 +84,17 @@ impl Default for Metrics {
             "Time to answer an HTTP request, by route and method",
             latency.clone(),
         );
+        let key_checks = Family::<KeyCheckLabels, Counter>::default();
+        registry.register(
+            "api_key_checks",
+            "API-key checks of requests, by outcome",
+            key_checks.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
+            key_checks,
         }
     }
 }
@@ -85,6 +121,14 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn key_check(&self, outcome: KeyCheck) {
+        self.key_checks
+            .get_or_create(&KeyCheckLabels {
+                outcome: outcome.label(),
+            })
+            .inc();
     }
 
     pub fn render(&self, stats: &RepoStats) -> String {
@@ -147,6 +191,12 @@ fn write_repo_stats(out: &mut String, stats: &RepoStats) -> std::fmt::Result {
     )?;
     writeln!(out, "# TYPE db_pool_waiting gauge")?;
     writeln!(out, "db_pool_waiting {}", pool.waiting)?;
+    writeln!(
+        out,
+        "# HELP db_pool_checkouts Database connections handed out by the pool."
+    )?;
+    writeln!(out, "# TYPE db_pool_checkouts counter")?;
+    writeln!(out, "db_pool_checkouts_total {}", pool.checkouts)?;
     Ok(())
 }
 
@@ -166,6 +216,7 @@ mod tests {
                 size: 3,
                 available: 2,
                 waiting: 0,
+                checkouts: 41,
             },
             cache: Some(CacheStats {
                 list: KeySpaceStats {
@@ -186,6 +237,16 @@ mod tests {
         assert!(text.contains("http_request_duration_seconds_bucket"));
         assert!(text.contains(r#"cache_hits_total{keyspace="list"} 5"#));
         assert!(text.contains(r#"db_pool_connections{state="in_use"} 1"#));
+        assert!(text.contains("db_pool_checkouts_total 41"), "{text}");
+        metrics.key_check(KeyCheck::Accepted);
+        metrics.key_check(KeyCheck::Accepted);
+        metrics.key_check(KeyCheck::Invalid);
+        let text = metrics.render(&stats);
+        assert!(
+            text.contains(r#"api_key_checks_total{outcome="accepted"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"api_key_checks_total{outcome="invalid"} 1"#));
         assert!(text.ends_with("# EOF\n"));
 
         for junk in ["FOO1", "FOO2", "BAR"] {

@@ -8,10 +8,16 @@
 #![allow(dead_code)]
 
 use serde::Serialize;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{
     ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{ContentBuilder, Ref};
 use utoipa::openapi::{OpenApi as Document, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
@@ -25,7 +31,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         crate::ops::healthz, crate::ops::readyz, crate::ops::metrics,
     ),
     components(schemas(LimitParam, CursorParam, IdempotencyKeyParam)),
-    modifiers(&AdminAuth, &OptionalResetBody),
+    modifiers(&AdminAuth, &OptionalResetBody, &ApiKeyAuth),
     tags(
         (name = "orders", description = "The original service's order endpoints"),
         (name = "admin", description = "Demo data; need ADMIN_PASSWORD"),
@@ -52,6 +58,119 @@ impl Modify for AdminAuth {
                 "ADMIN_PASSWORD; or a \"password\" member of the JSON body when this header is absent",
             ))),
         );
+    }
+}
+
+/// The name of the API keys' security scheme.
+pub const API_KEY_AUTH: &str = "api_key";
+
+/// API keys (`Authorization: Bearer ok_…`), added to every operation that
+/// looks at them (see `crate::auth`): the orders operations may go without
+/// one (`API_KEY_REQUIRED=none`, the default) or need one with a scope;
+/// the admin ones take the password or a key with `admin`. The 401 and 403
+/// they answer are described once, here.
+struct ApiKeyAuth;
+
+impl ApiKeyAuth {
+    fn refusal(description: &str, challenge: &str) -> RefOr<utoipa::openapi::Response> {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Error")))
+                    .build(),
+            )
+            .header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(String::schema())
+                    .description(Some(challenge))
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+
+    fn orders_operation(operation: &mut Operation, scope: domain::Scope) {
+        // `{}` first: with the default settings no key is needed.
+        operation.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new(API_KEY_AUTH, [scope.as_str()]),
+        ]);
+        let responses = &mut operation.responses.responses;
+        responses.insert(
+            "401".to_owned(),
+            Self::refusal(
+                "API key missing (code api_key_required, when API_KEY_REQUIRED asks for one) or malformed, unknown or revoked (invalid_api_key)",
+                r#"Bearer realm="orders", with error="invalid_token" for a bad key"#,
+            ),
+        );
+        responses.insert(
+            "403".to_owned(),
+            Self::refusal(
+                &format!("The API key lacks the {scope} scope (code insufficient_scope)"),
+                &format!(r#"Bearer realm="orders", error="insufficient_scope", scope="{scope}""#),
+            ),
+        );
+    }
+}
+
+impl Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            API_KEY_AUTH,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("ok_<8 characters>_<43 characters>")
+                    .description(Some(
+                        "An API key made with `server api-key create`; API_KEY_REQUIRED says which requests need one",
+                    ))
+                    .build(),
+            ),
+        );
+        use domain::Scope::{OrdersRead, OrdersWrite};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path.starts_with("/orders") {
+                for (operation, scope) in [
+                    (&mut item.get, OrdersRead),
+                    (&mut item.head, OrdersRead),
+                    (&mut item.post, OrdersWrite),
+                    (&mut item.put, OrdersWrite),
+                    (&mut item.patch, OrdersWrite),
+                    (&mut item.delete, OrdersWrite),
+                ] {
+                    if let Some(operation) = operation {
+                        Self::orders_operation(operation, scope);
+                    }
+                }
+            } else if path.starts_with("/admin") {
+                for operation in [&mut item.post].into_iter().flatten() {
+                    operation
+                        .security
+                        .get_or_insert_with(Vec::new)
+                        .push(SecurityRequirement::new(API_KEY_AUTH, ["admin"]));
+                    let forbidden = Self::refusal(
+                        "ADMIN_PASSWORD is not set (code admin_disabled), or an API key without the admin scope was shown and no good password (insufficient_scope)",
+                        r#"Bearer realm="orders", error="insufficient_scope", scope="admin" (insufficient_scope only)"#,
+                    );
+                    operation
+                        .responses
+                        .responses
+                        .insert("403".to_owned(), forbidden);
+                    let unauthorized = Self::refusal(
+                        "Wrong or missing password and no API key (code unauthorized), or a malformed, unknown or revoked key (invalid_api_key)",
+                        r#"Bearer realm="orders", error="invalid_token" (invalid_api_key only)"#,
+                    );
+                    operation
+                        .responses
+                        .responses
+                        .insert("401".to_owned(), unauthorized);
+                }
+            }
+        }
     }
 }
 
@@ -362,6 +481,43 @@ mod tests {
             .collect();
         let domain: Vec<&str> = domain::OrderStatus::ALL.map(|s| s.as_str()).to_vec();
         assert_eq!(documented, domain);
+    }
+
+    /// Every orders operation may go without a key or take one with its
+    /// scope, and documents the 401 and 403 of the key check.
+    #[test]
+    fn api_keys_are_documented() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert_eq!(
+            doc["components"]["securitySchemes"]["api_key"]["scheme"],
+            "bearer"
+        );
+        for (path, method, scope) in [
+            ("/orders", "get", "orders:read"),
+            ("/orders", "post", "orders:write"),
+            ("/orders/{order_id}", "get", "orders:read"),
+            ("/orders/{order_id}", "delete", "orders:write"),
+            ("/orders/{order_id}/status", "patch", "orders:write"),
+        ] {
+            let operation = &doc["paths"][path][method];
+            assert_eq!(
+                operation["security"],
+                serde_json::json!([{}, {"api_key": [scope]}]),
+                "{method} {path}"
+            );
+            for status in ["401", "403"] {
+                assert!(
+                    operation["responses"][status]["headers"]["WWW-Authenticate"].is_object(),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        let seed = &doc["paths"]["/admin/seed"]["post"]["security"];
+        assert_eq!(
+            seed,
+            &serde_json::json!([{"admin_password": []}, {"api_key": ["admin"]}])
+        );
+        assert!(doc["paths"]["/healthz"]["get"]["security"].is_null());
     }
 
     /// Conditional requests and idempotent creation are told by headers; a

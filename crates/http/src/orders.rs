@@ -365,6 +365,7 @@ mod tests {
             workers: 1,
             shutdown_timeout: Duration::from_secs(1),
             limits: crate::Limits::default(),
+            api_key_required: crate::KeyRequirement::None,
         };
         let server = crate::serve(
             OneList(list),
@@ -372,6 +373,7 @@ mod tests {
             listener,
             None,
             crate::Drain::default(),
+            crate::KeyRing::default(),
         )
         .unwrap();
         let handle = server.handle();

@@ -11,7 +11,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::web::Data;
-use actix_web::{Error, HttpResponse, ResponseError};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
 use tracing::Instrument;
@@ -94,8 +94,15 @@ where
             metrics.observe(method.as_str(), &route, status, elapsed);
         }
         response.headers_mut().insert(REQUEST_ID, id);
+        // The prefix of the API key the request showed, if any: never more.
+        let key = response
+            .request()
+            .extensions()
+            .get::<crate::caller::KeyPrefix>()
+            .map(|prefix| prefix.0.clone());
         tracing::info!(
             target: "access",
+            key = key.as_deref(),
             route = %route,
             status,
             duration_ms = elapsed.as_secs_f64() * 1000.0,

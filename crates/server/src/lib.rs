@@ -1,6 +1,7 @@
 //! Wiring: settings to storage, cache and HTTP. The binary in `main.rs`
 //! and the tools in `xtask` both start from here.
 
+pub mod api_keys;
 pub mod healthcheck;
 pub mod listener;
 pub mod migrate_original;
@@ -41,6 +42,8 @@ pub enum StartupError {
     Runtime(#[source] std::io::Error),
     #[error("socket activation: {0}")]
     InheritedSocket(#[from] listener::InheritedSocketError),
+    #[error("cannot load the API keys: {0}")]
+    ApiKeys(#[source] domain::RepoError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -71,15 +74,36 @@ async fn connect_storage(settings: Settings) -> Result<Storage, StartupError> {
 /// the cache crate), so a hit never leaves its worker.
 async fn repository_on_runtime(
     settings: &Settings,
-) -> Result<(IoRuntime, AppRepository), StartupError> {
+) -> Result<(IoRuntime, AppRepository, Storage), StartupError> {
     let runtime = IoRuntime::new().map_err(StartupError::Runtime)?;
     let storage = runtime
         .handle()
         .spawn(connect_storage(settings.clone()))
         .await
         .map_err(|error| StartupError::Runtime(std::io::Error::other(error)))??;
-    let repository = CachedRepository::new(storage, settings.cache.clone())?;
-    Ok((runtime, repository))
+    let repository = CachedRepository::new(storage.clone(), settings.cache.clone())?;
+    Ok((runtime, repository, storage))
+}
+
+/// The API keys, loaded once before the first request (a start that
+/// cannot read them stops, as one that cannot reach the database), then
+/// reloaded every `API_KEY_REFRESH_MS` by a task on the current runtime.
+async fn api_keys(
+    settings: &Settings,
+    storage: Storage,
+) -> Result<(http::KeyRing, tokio::task::JoinHandle<()>), StartupError> {
+    let ring = http::KeyRing::default();
+    let loaded = http::load_keys(&storage, &ring)
+        .await
+        .map_err(StartupError::ApiKeys)?;
+    tracing::debug!(keys = loaded, "API keys loaded");
+    // tokio's spawn, not actix's (see run_on).
+    let refresher = tokio::spawn(http::refresh_keys(
+        storage,
+        ring.clone(),
+        settings.api_key_refresh,
+    ));
+    Ok((ring, refresher))
 }
 
 /// Binds `HOST:PORT` (each address it resolves to, in turn, as std's bind
@@ -130,6 +154,7 @@ fn serve(
     repository: AppRepository,
     listener: TcpListener,
     drain: http::Drain,
+    keys: http::KeyRing,
 ) -> Result<(actix_web::dev::Server, Option<tokio::task::JoinHandle<()>>), StartupError> {
     let address = address(settings, &listener);
     let (tls, reloader) = match &settings.tls {
@@ -142,8 +167,15 @@ fn serve(
             (Some(config), Some(reloader))
         }
     };
-    let server = http::serve(repository, settings.http.clone(), listener, tls, drain)
-        .map_err(|source| StartupError::Bind { address, source })?;
+    let server = http::serve(
+        repository,
+        settings.http.clone(),
+        listener,
+        tls,
+        drain,
+        keys,
+    )
+    .map_err(|source| StartupError::Bind { address, source })?;
     Ok((server, reloader))
 }
 
@@ -153,6 +185,7 @@ pub struct RunningServer {
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     reloader: Option<tokio::task::JoinHandle<()>>,
+    key_refresher: tokio::task::JoinHandle<()>,
     _runtime: IoRuntime,
 }
 
@@ -163,6 +196,11 @@ impl RunningServer {
 
     /// Stops accepting, lets in-flight requests finish, and waits.
     pub async fn stop(self) {
+        // Awaited, so that its handle on the storage (and the SQLite file
+        // or MySQL sessions of the pool) is gone once this returns: a
+        // caller may go on to a tool that needs the database to itself.
+        self.key_refresher.abort();
+        let _ = self.key_refresher.await;
         self.handle.stop(true).await;
         let _ = self.task.await;
         if let Some(reloader) = self.reloader {
@@ -178,8 +216,15 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, StartupError> {
     let port = listener
         .local_addr()
         .map_or(settings.port, |address| address.port());
-    let (runtime, repository) = repository_on_runtime(&settings).await?;
-    let (server, reloader) = serve(&settings, repository, listener, http::Drain::default())?;
+    let (runtime, repository, storage) = repository_on_runtime(&settings).await?;
+    let (keys, key_refresher) = api_keys(&settings, storage).await?;
+    let (server, reloader) = serve(
+        &settings,
+        repository,
+        listener,
+        http::Drain::default(),
+        keys,
+    )?;
     let handle = server.handle();
     let task = tokio::spawn(server);
     Ok(RunningServer {
@@ -187,6 +232,7 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, StartupError> {
         handle,
         task,
         reloader,
+        key_refresher,
         _runtime: runtime,
     })
 }
@@ -208,7 +254,8 @@ pub async fn run_on(
         Some(listener) => listener,
         None => bind(&settings)?,
     };
-    let (_runtime, repository) = repository_on_runtime(&settings).await?;
+    let (_runtime, repository, storage) = repository_on_runtime(&settings).await?;
+    let (keys, _key_refresher) = api_keys(&settings, storage).await?;
     let address = address(&settings, &listener);
     tracing::info!(
         %address,
@@ -216,12 +263,13 @@ pub async fn run_on(
         database = %settings.database.url,
         cache = if settings.cache.disabled { "disabled" } else { settings.cache.redis_url.as_str() },
         workers = settings.http.workers,
+        api_keys = ?settings.http.api_key_required,
         scheme = if settings.tls.is_some() { "https" } else { "http" },
         "serving"
     );
     let drain = http::Drain::default();
     let settling = repository.clone();
-    let (server, _reloader) = serve(&settings, repository, listener, drain.clone())?;
+    let (server, _reloader) = serve(&settings, repository, listener, drain.clone(), keys)?;
     // tokio's spawn, not actix's: `cargo xtask serve` runs this on a plain
     // tokio runtime, where actix's local spawn panics.
     tokio::spawn(shutdown::stop_on_signal(

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod memory;
 
+use server::api_keys::{self, ApiKeyArgs};
 use server::migrate_original::{self, MigrateOriginalArgs};
 use server::{Settings, healthcheck, init_logging, listener, run_on};
 
@@ -23,6 +24,8 @@ enum Command {
     Serve,
     /// Take over the original service's database (a dry run unless --apply), or give it back.
     MigrateOriginal(MigrateOriginalArgs),
+    /// Create, list and revoke API keys (see API_KEY_REQUIRED).
+    ApiKey(ApiKeyArgs),
     /// Probe the local server's /healthz (for a container's HEALTHCHECK).
     Healthcheck,
 }
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(serve(inherited)),
         Command::MigrateOriginal(args) => migrate_original::run(args),
+        Command::ApiKey(args) => api_keys::run(args),
         Command::Healthcheck => healthcheck::run(),
     }
 }

@@ -50,6 +50,8 @@ pub const VARIABLES: &[&str] = &[
     "CACHE_TIMEOUT_MS",
     "CACHE_KEY_PREFIX",
     "ADMIN_PASSWORD",
+    "API_KEY_REQUIRED",
+    "API_KEY_REFRESH_MS",
     "HOST",
     "PORT",
     "SHUTDOWN_DELAY_MS",
@@ -103,6 +105,9 @@ pub struct Settings {
     /// Connections the kernel queues before they are accepted, when the
     /// server binds `HOST:PORT` itself (an inherited socket has its own).
     pub backlog: u32,
+    /// How often each process reloads the active API keys: the longest a
+    /// revoked key still works on an instance.
+    pub api_key_refresh: Duration,
     pub log: LogSettings,
 }
 
@@ -295,6 +300,7 @@ impl Settings {
             workers: vars.number("WORKERS", cores, 1)?,
             shutdown_timeout: Duration::from_secs(30),
             limits: limits(&vars)?,
+            api_key_required: api_key_required(&vars)?,
         };
 
         let format = match vars.non_empty("LOG_FORMAT").as_deref().map(str::trim) {
@@ -324,6 +330,12 @@ impl Settings {
             shutdown_delay: Duration::from_millis(vars.number("SHUTDOWN_DELAY_MS", 0u64, 0)?),
             tls: https(&vars)?,
             backlog: vars.bounded("BACKLOG", 1024u32, 1, i32::MAX as u32)?,
+            api_key_refresh: Duration::from_millis(vars.bounded(
+                "API_KEY_REFRESH_MS",
+                2000u64,
+                API_KEY_REFRESH_MIN_MS,
+                API_KEY_REFRESH_MAX_MS,
+            )?),
             log: LogSettings { filter, format },
         })
     }
@@ -355,6 +367,24 @@ fn https(vars: &Vars) -> Result<Option<TlsSettings>, SettingsError> {
     TlsSettings::load(cert.trim().into(), key.trim().into(), reload_interval)
         .map(Some)
         .map_err(|error| invalid(error.variable(), error.to_string()))
+}
+
+/// `API_KEY_REFRESH_MS`'s range: below 100 ms the reloads would be a load
+/// of their own; above a minute a revocation would not be "within seconds".
+const API_KEY_REFRESH_MIN_MS: u64 = 100;
+const API_KEY_REFRESH_MAX_MS: u64 = 60_000;
+
+/// `API_KEY_REQUIRED`: none (the default, as the original), writes or all.
+fn api_key_required(vars: &Vars) -> Result<http::KeyRequirement, SettingsError> {
+    match vars.non_empty("API_KEY_REQUIRED") {
+        None => Ok(http::KeyRequirement::None),
+        Some(raw) => http::KeyRequirement::parse(&raw).ok_or_else(|| {
+            invalid(
+                "API_KEY_REQUIRED",
+                format!("expected none, writes or all, got {raw:?}"),
+            )
+        }),
+    }
 }
 
 /// The bounds on slow and abusive clients (`http::Limits`).
@@ -500,6 +530,45 @@ mod tests {
         assert_eq!((settings.host.as_str(), settings.port), ("0.0.0.0", 8080));
         assert!(settings.http.cors_origins.is_none());
         assert_eq!(settings.log.format, LogFormat::Pretty);
+        assert_eq!(settings.http.api_key_required, http::KeyRequirement::None);
+        assert_eq!(settings.api_key_refresh, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn api_key_settings_parse_or_name_their_variable() {
+        for (raw, expected) in [
+            ("none", http::KeyRequirement::None),
+            ("Writes", http::KeyRequirement::Writes),
+            (" all ", http::KeyRequirement::All),
+        ] {
+            assert_eq!(
+                settings(&[("API_KEY_REQUIRED", raw)])
+                    .unwrap()
+                    .http
+                    .api_key_required,
+                expected,
+                "{raw}"
+            );
+        }
+        let refresh = settings(&[("API_KEY_REFRESH_MS", "500")]).unwrap();
+        assert_eq!(refresh.api_key_refresh, Duration::from_millis(500));
+        for (variable, value) in [
+            ("API_KEY_REQUIRED", "reads"),
+            ("API_KEY_REQUIRED", "true"),
+            ("API_KEY_REFRESH_MS", "0"),
+            ("API_KEY_REFRESH_MS", "99"),
+            ("API_KEY_REFRESH_MS", "60001"),
+            ("API_KEY_REFRESH_MS", "2s"),
+        ] {
+            match settings(&[(variable, value)]) {
+                Err(error @ SettingsError::Invalid { .. }) => {
+                    let line = error.to_string();
+                    assert!(line.starts_with(variable), "{line}");
+                    assert!(!line.contains('\n'), "{line}");
+                }
+                other => panic!("{variable}={value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

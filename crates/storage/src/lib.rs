@@ -10,6 +10,7 @@
 //! `counts` the per-status order counts, `fragments` the cache of rendered
 //! orders, and `ops` the operations themselves.
 
+mod api_keys;
 mod changes;
 mod counts;
 mod error;

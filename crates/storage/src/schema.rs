@@ -57,6 +57,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_keys (prefix) {
+        prefix -> Text,
+        hash -> Binary,
+        scopes -> Text,
+        name -> Nullable<Text>,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(order_items -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -65,5 +76,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_counts,
     idempotency_keys,
     order_changes,
-    change_head
+    change_head,
+    api_keys
 );

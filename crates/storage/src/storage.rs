@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use domain::{
@@ -63,6 +64,8 @@ struct Inner {
     pools: Pools,
     fragments: Fragments,
     full_lists: FullLists,
+    /// Connections the pool has handed out since the start.
+    checkouts: Arc<AtomicU64>,
     /// How long a caller waits for one ordinary operation. Pool waits are
     /// bounded by the pool, but a query on a connection to a database that
     /// hangs (stopped, or a network that drops packets) is not: without
@@ -80,13 +83,15 @@ impl Storage {
     /// timeout, and runs the embedded migrations of its backend. Needs a
     /// tokio runtime of either flavor.
     pub async fn connect(config: &StorageConfig) -> Result<Storage, StorageError> {
-        let pools = Pools::connect(config).await?;
+        let checkouts = Arc::new(AtomicU64::new(0));
+        let pools = Pools::connect(config, checkouts.clone()).await?;
         tracing::info!(url = %config.url, "database connected and migrated");
         Ok(Storage {
             inner: Arc::new(Inner {
                 pools,
                 fragments: Fragments::new(DEFAULT_BUDGET_BYTES),
                 full_lists: FullLists::new(config.full_list.clone()),
+                checkouts,
                 budget: config.pool_timeout * 3,
                 runtime: tokio::runtime::Handle::current(),
             }),
@@ -123,7 +128,7 @@ impl Storage {
     /// caller waits at most `budget`, then hears that the database is
     /// unavailable while the task finishes (or fails) on its own. The task
     /// keeps the caller's span, so its log lines carry the request id.
-    fn spawned<T: Send + 'static>(
+    pub(crate) fn spawned<T: Send + 'static>(
         &self,
         budget: Duration,
         operation: impl Future<Output = Result<T, StorageError>> + Send + 'static,
@@ -228,6 +233,7 @@ impl OrderRepository for Storage {
                 size: status.size as u64,
                 available: status.available as u64,
                 waiting: status.waiting as u64,
+                checkouts: self.inner.checkouts.load(Ordering::Relaxed),
             },
             cache: None,
         }

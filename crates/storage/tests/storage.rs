@@ -1,10 +1,12 @@
 //! The storage suite, run against SQLite and against MariaDB: every case is
 //! written once and instantiated for both backends by `both_backends!`.
 
+mod api_keys;
 mod full_list;
 mod support;
 mod tls;
 
+use api_keys::*;
 use full_list::*;
 
 use std::collections::HashSet;
@@ -56,6 +58,14 @@ both_backends!(
     counts_match_the_rows_after_mixed_writes,
     list_stays_correct_after_changes_to_cached_orders,
     health_and_stats,
+);
+
+both_backends!(
+    flavor = "current_thread",
+    api_keys_are_created_listed_and_revoked,
+    a_taken_prefix_is_refused_and_changes_nothing,
+    another_instance_sees_keys_made_and_revoked,
+    a_broken_row_is_an_error,
 );
 
 both_backends!(

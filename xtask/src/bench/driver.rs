@@ -32,6 +32,8 @@ pub struct Call {
     pub expected_status: u16,
     /// Sent as `Accept-Encoding`; none by default.
     pub accept_encoding: Option<&'static str>,
+    /// An API key, sent as `Authorization: Bearer <key>`; none by default.
+    pub bearer: Option<std::sync::Arc<str>>,
 }
 
 impl Call {
@@ -43,7 +45,13 @@ impl Call {
             body: None,
             expected_status: 200,
             accept_encoding: None,
+            bearer: None,
         }
+    }
+
+    pub fn with_bearer(mut self, key: std::sync::Arc<str>) -> Self {
+        self.bearer = Some(key);
+        self
     }
 
     pub fn accepting(mut self, encoding: &'static str) -> Self {
@@ -328,6 +336,9 @@ fn request(addr: SocketAddr, call: &Call) -> Request<Full<Bytes>> {
     }
     if let Some(encoding) = call.accept_encoding {
         builder = builder.header(hyper::header::ACCEPT_ENCODING, encoding);
+    }
+    if let Some(key) = &call.bearer {
+        builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {key}"));
     }
     builder
         .body(Full::new(call.body.clone().unwrap_or_default()))

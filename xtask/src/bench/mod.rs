@@ -2,6 +2,7 @@
 //! throwaway database, driven at full speed, one workload at a time.
 
 pub mod driver;
+pub mod keys;
 pub mod report;
 pub mod scale;
 pub mod server;
@@ -38,6 +39,9 @@ pub enum Part {
     /// writes and the waited mixed scenario beside it. Not in the default
     /// run: it takes many minutes at 1,000,000.
     Scale,
+    /// A cached detail with API_KEY_REQUIRED=all and a valid key against
+    /// none, on SQLite, with the database checkouts each run made.
+    Keys,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -158,6 +162,19 @@ impl Run<'_> {
         cache: bool,
         key_prefix: &str,
     ) -> Result<ServerProcess, XtaskError> {
+        self.start_with_env(label, database_url, cache, key_prefix, &[])
+            .await
+    }
+
+    /// [`Self::start_with_prefix`] with more variables.
+    async fn start_with_env(
+        &self,
+        label: &str,
+        database_url: &str,
+        cache: bool,
+        key_prefix: &str,
+        extra: &[(&'static str, String)],
+    ) -> Result<ServerProcess, XtaskError> {
         let mut env = vec![
             ("DATABASE_URL", database_url.to_owned()),
             ("REDIS_URL", self.options.redis_url.clone()),
@@ -168,6 +185,7 @@ impl Run<'_> {
         if !cache {
             env.push(("CACHE_DISABLED", "true".to_owned()));
         }
+        env.extend(extra.iter().cloned());
         let log = self.options.output_dir.join(format!("server-{label}.log"));
         std::fs::create_dir_all(&self.options.output_dir).map_err(|e| {
             XtaskError::io(format!("creating {}", self.options.output_dir.display()), e)
@@ -656,6 +674,15 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, XtaskError> {
                 }
             }
         }
+    }
+    if options.parts.contains(&Part::Keys) {
+        sections.push(
+            run.keys_section(
+                "API keys, cached GET /orders/{id}, SQLite",
+                &workdir.sqlite_url("keys.db"),
+            )
+            .await?,
+        );
     }
     // The cached runs' keys; they would expire, but the version counters
     // would not. Failing to remove them spoils no measurement.

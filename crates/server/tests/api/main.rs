@@ -14,6 +14,7 @@ mod faults;
 mod full_list;
 mod healthcheck;
 mod https;
+mod keys;
 mod mysql;
 mod ops;
 mod orders;

@@ -13,6 +13,8 @@ const SERVER: &str = env!("CARGO_BIN_EXE_server");
 pub struct ServerProcess {
     child: Child,
     log: PathBuf,
+    /// Where stderr goes, when the test reads it; else the test's own.
+    errors: Option<PathBuf>,
 }
 
 impl ServerProcess {
@@ -25,7 +27,33 @@ impl ServerProcess {
         env: &[(&str, String)],
         socket: Option<&TcpListener>,
     ) -> Self {
+        Self::start_with(dir, name, env, socket, false)
+    }
+
+    /// [`Self::start`] with stderr also kept, in `dir/<name>.err`, for
+    /// tests of what the process writes ([`Self::output`]).
+    pub fn start_capturing(
+        dir: &Path,
+        name: &str,
+        env: &[(&str, String)],
+        socket: Option<&TcpListener>,
+    ) -> Self {
+        Self::start_with(dir, name, env, socket, true)
+    }
+
+    fn start_with(
+        dir: &Path,
+        name: &str,
+        env: &[(&str, String)],
+        socket: Option<&TcpListener>,
+        capture_stderr: bool,
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
+        let errors = capture_stderr.then(|| dir.join(format!("{name}.err")));
+        let stderr = match &errors {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let stdout = std::fs::File::create(&log).unwrap();
         let mut command = match socket {
             Some(socket) => {
@@ -56,10 +84,10 @@ impl ServerProcess {
             .env("LOG_FORMAT", "json")
             .envs(env.iter().map(|(key, value)| (key, value)))
             .stdout(stdout)
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
-        Self { child, log }
+        Self { child, log, errors }
     }
 
     pub fn pid(&self) -> u32 {
@@ -68,6 +96,16 @@ impl ServerProcess {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Everything written so far: stdout (the log), then a captured stderr.
+    pub fn output(&self) -> String {
+        let errors = self
+            .errors
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default();
+        format!("{}{errors}", self.log())
     }
 
     /// Waits for the "serving" line of its log: the socket is being served

@@ -8,7 +8,7 @@ use super::layout::{MIGRATIONS_TABLE, OUR_TABLES, RECORD};
 
 /// `migrations/mysql`, in order, as (name, up.sql). A test checks this
 /// list against the embedded migrations.
-pub(crate) const MYSQL_MIGRATIONS: [(&str, &str); 2] = [
+pub(crate) const MYSQL_MIGRATIONS: [(&str, &str); 3] = [
     (
         "2025-11-25-000001_create_orders",
         include_str!("../../../../migrations/mysql/2025-11-25-000001_create_orders/up.sql"),
@@ -16,6 +16,10 @@ pub(crate) const MYSQL_MIGRATIONS: [(&str, &str); 2] = [
     (
         "2026-12-02-000001_order_changes",
         include_str!("../../../../migrations/mysql/2026-12-02-000001_order_changes/up.sql"),
+    ),
+    (
+        "2026-12-03-000001_api_keys",
+        include_str!("../../../../migrations/mysql/2026-12-03-000001_api_keys/up.sql"),
     ),
 ];
 

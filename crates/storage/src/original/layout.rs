@@ -7,13 +7,14 @@ use std::fmt;
 /// Diesel's record of the migrations run; its presence makes a database ours.
 pub(crate) const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 /// Our tables, as `migrations/*` create them.
-pub(crate) const OUR_TABLES: [&str; 6] = [
+pub(crate) const OUR_TABLES: [&str; 7] = [
     "orders",
     "order_items",
     "order_counts",
     "idempotency_keys",
     "order_changes",
     "change_head",
+    "api_keys",
 ];
 /// The original's two tables.
 pub(crate) const ORIGINAL_ORDERS: &str = "orders";

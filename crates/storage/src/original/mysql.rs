@@ -54,8 +54,8 @@ async fn connect(url: &str) -> Result<Conn, StorageError> {
     Ok(conn)
 }
 
-pub(super) async fn layout(conn: &mut Conn) -> Result<Layout, StorageError> {
-    let tables: BTreeSet<String> = diesel::sql_query(
+async fn table_names(conn: &mut Conn) -> Result<BTreeSet<String>, StorageError> {
+    Ok(diesel::sql_query(
         "SELECT CAST(table_name AS CHAR) AS name FROM information_schema.tables
          WHERE table_schema = DATABASE()",
     )
@@ -63,7 +63,11 @@ pub(super) async fn layout(conn: &mut Conn) -> Result<Layout, StorageError> {
     .await?
     .into_iter()
     .map(|row| row.name)
-    .collect();
+    .collect())
+}
+
+pub(super) async fn layout(conn: &mut Conn) -> Result<Layout, StorageError> {
+    let tables = table_names(conn).await?;
     let columns: BTreeSet<String> = diesel::sql_query(
         "SELECT CAST(column_name AS CHAR) AS name FROM information_schema.columns
          WHERE table_schema = DATABASE() AND table_name = 'orders'",
@@ -644,7 +648,14 @@ pub(super) async fn rollback(url: &str, progress: &ProgressFn) -> Result<RolledB
         done: rolled.orders,
         total,
     });
-    let mut retired: Vec<&str> = OUR_TABLES.into_iter().chain([MIGRATIONS_TABLE]).collect();
+    // A database last migrated by an earlier release lacks the tables of
+    // later migrations (api_keys): RENAME TABLE fails on a missing one.
+    let present = table_names(&mut writer).await?;
+    let mut retired: Vec<&str> = OUR_TABLES
+        .into_iter()
+        .chain([MIGRATIONS_TABLE])
+        .filter(|table| present.contains(*table))
+        .collect();
     if migrated {
         retired.push(RECORD);
     }
