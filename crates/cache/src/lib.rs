@@ -62,6 +62,7 @@ mod error;
 mod flight;
 mod keys;
 mod near;
+mod rate_limit;
 mod redis_cache;
 mod scripts;
 mod stats;
@@ -78,6 +79,7 @@ use domain::{
     Version,
 };
 pub use error::CacheError;
+pub use rate_limit::RedisRateStore;
 pub use tls::CaCertificates;
 
 use crate::redis_cache::{DetailLookup, ListLookup, RedisCache};

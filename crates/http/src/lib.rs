@@ -3,6 +3,8 @@
 
 mod admin;
 mod body;
+pub mod caller;
+mod client_address;
 mod compression;
 mod conditional;
 mod drain;
@@ -14,6 +16,7 @@ mod openapi;
 mod ops;
 mod orders;
 mod precompressed;
+mod rate_limit;
 mod security;
 mod sliced;
 mod streamed;
@@ -30,11 +33,13 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use domain::OrderRepository;
 
 pub use admin::AdminPassword;
+pub use client_address::TrustedProxies;
 pub use drain::Drain;
 pub use error::ApiError;
 pub use limits::{ACTIX_MAX_HEAD_BYTES, ACTIX_MAX_HEADERS, Limits};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
+pub use rate_limit::RateLimitSettings;
 
 /// What every handler shares.
 pub struct AppState<R> {
@@ -52,6 +57,8 @@ pub struct HttpSettings {
     pub shutdown_timeout: Duration,
     /// Bounds on slow and abusive clients.
     pub limits: Limits,
+    /// Rate limits (off unless a quota is set) and the admin lockout.
+    pub rate_limits: RateLimitSettings,
 }
 
 fn cors(origins: Option<&[String]>) -> Cors {
@@ -71,6 +78,9 @@ fn cors(origins: Option<&[String]>) -> Cors {
             header::LOCATION,
             header::HeaderName::from_static("x-request-id"),
             header::HeaderName::from_static("idempotent-replayed"),
+            header::RETRY_AFTER,
+            rate_limit::RATELIMIT_POLICY,
+            rate_limit::RATELIMIT,
         ])
         .max_age(3600)
 }
@@ -123,12 +133,14 @@ pub fn serve<R: OrderRepository>(
     let origins = settings.cors_origins.clone();
     let connections = drain.clone();
     let limits = settings.limits;
+    let rate_limiting = web::Data::new(rate_limit::RateLimiting::new(settings.rate_limits));
     let server = HttpServer::new(move || {
         let drain = drain.clone();
         App::new()
             .app_data(limits)
             .app_data(state.clone())
             .app_data(metrics.clone())
+            .app_data(rate_limiting.clone())
             .app_data(web::Data::new(drain.clone()))
             .app_data(web::QueryConfig::default().error_handler(|error, _req| {
                 ApiError::bad_request("invalid_query", format!("Invalid query string: {error}."))
@@ -137,6 +149,7 @@ pub fn serve<R: OrderRepository>(
             .configure(configure::<R>)
             .default_service(web::to(not_found))
             .wrap_fn(move |req, service| limits::check_headers(limits, req, service))
+            .wrap(from_fn(rate_limit::limit))
             .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))
             .wrap_fn(move |req, service| drain::close_while_draining(drain.clone(), req, service))

@@ -36,6 +36,10 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    rate_limited: Counter,
+    rate_limit_fallbacks: Counter,
+    admin_auth_failures: Counter,
+    admin_auth_lockouts: Counter,
 }
 
 impl Default for Metrics {
@@ -55,10 +59,42 @@ impl Default for Metrics {
             "Time to answer an HTTP request, by route and method",
             latency.clone(),
         );
+        let rate_limited = Counter::default();
+        let rate_limit_fallbacks = Counter::default();
+        let admin_auth_failures = Counter::default();
+        let admin_auth_lockouts = Counter::default();
+        for (name, help, counter) in [
+            (
+                "rate_limited_requests",
+                "Requests refused with 429 by the rate limit",
+                &rate_limited,
+            ),
+            (
+                "rate_limit_fallbacks",
+                "Rate-limit checks served by the per-process store because Redis failed or was skipped",
+                &rate_limit_fallbacks,
+            ),
+            (
+                "admin_auth_failures",
+                "Admin requests with a wrong or missing password",
+                &admin_auth_failures,
+            ),
+            (
+                "admin_auth_lockouts",
+                "Admin authentication failures that locked their client address out",
+                &admin_auth_lockouts,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         Self {
             registry,
             requests,
             latency,
+            rate_limited,
+            rate_limit_fallbacks,
+            admin_auth_failures,
+            admin_auth_lockouts,
         }
     }
 }
@@ -85,6 +121,22 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    pub(crate) fn rate_limit_fallback(&self) {
+        self.rate_limit_fallbacks.inc();
+    }
+
+    pub(crate) fn admin_auth_failure(&self) {
+        self.admin_auth_failures.inc();
+    }
+
+    pub(crate) fn admin_auth_lockout(&self) {
+        self.admin_auth_lockouts.inc();
     }
 
     pub fn render(&self, stats: &RepoStats) -> String {
@@ -187,6 +239,22 @@ mod tests {
         assert!(text.contains(r#"cache_hits_total{keyspace="list"} 5"#));
         assert!(text.contains(r#"db_pool_connections{state="in_use"} 1"#));
         assert!(text.ends_with("# EOF\n"));
+        // Counted from the first scrape on, at zero until something happens.
+        assert!(text.contains("rate_limited_requests_total 0"), "{text}");
+        metrics.rate_limited();
+        metrics.rate_limit_fallback();
+        metrics.admin_auth_failure();
+        metrics.admin_auth_failure();
+        metrics.admin_auth_lockout();
+        let text = metrics.render(&stats);
+        for line in [
+            "rate_limited_requests_total 1",
+            "rate_limit_fallbacks_total 1",
+            "admin_auth_failures_total 2",
+            "admin_auth_lockouts_total 1",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
 
         for junk in ["FOO1", "FOO2", "BAR"] {
             metrics.observe(junk, "unmatched", 405, Duration::from_millis(1));

@@ -377,6 +377,7 @@ mod tests {
             workers: 1,
             shutdown_timeout: Duration::from_secs(1),
             limits: crate::Limits::default(),
+            rate_limits: crate::RateLimitSettings::default(),
         };
         let server = crate::serve(
             OneList(list),

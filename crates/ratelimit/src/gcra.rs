@@ -149,7 +149,11 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!(next, None, "a refusal stores nothing");
         assert_eq!(refused.remaining, 0);
-        assert_eq!(refused.reset, Duration::from_secs(1), "one interval to wait");
+        assert_eq!(
+            refused.reset,
+            Duration::from_secs(1),
+            "one interval to wait"
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! cache crate), the [`Limiter`] that asks the shared store and falls back
 //! to the process's, and the [`Lockout`] of failed admin authentications.
 
-pub mod gcra;
 mod error;
+pub mod gcra;
 mod limiter;
 mod lockout;
 mod memory;

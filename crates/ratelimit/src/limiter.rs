@@ -65,7 +65,11 @@ impl std::fmt::Debug for Limiter {
 
 impl Limiter {
     /// `quota: None` limits nothing; `shared: None` limits per process.
-    pub fn new(quota: Option<Quota>, shared: Option<Arc<dyn RateStore>>, timeout: Duration) -> Self {
+    pub fn new(
+        quota: Option<Quota>,
+        shared: Option<Arc<dyn RateStore>>,
+        timeout: Duration,
+    ) -> Self {
         Self::with_memory(quota, shared, timeout, MemoryStore::default())
     }
 
@@ -146,7 +150,9 @@ impl Limiter {
 
     fn lock_skip(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
         // An instant stays valid after any panic.
-        self.skip_until.lock().unwrap_or_else(PoisonError::into_inner)
+        self.skip_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn warn(&self, error: &RateLimitError) {
@@ -264,7 +270,7 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_failing_store_is_replaced_by_the_process_limit_and_skipped_for_a_while() {
         let store = Scripted::new(Mode::Fail);
         let limiter = limiter(&store, 3);
@@ -283,10 +289,14 @@ mod tests {
         store.set(Mode::Answer);
         std::thread::sleep(STORE_RETRY);
         let checked = limiter.check(&subject()).await.unwrap();
-        assert_eq!(checked.source, Source::Shared, "tried again after the pause");
+        assert_eq!(
+            checked.source,
+            Source::Shared,
+            "tried again after the pause"
+        );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_hung_store_costs_its_timeout_once() {
         let store = Scripted::new(Mode::Hang);
         let limiter = limiter(&store, 100);
@@ -301,7 +311,10 @@ mod tests {
     async fn without_a_shared_store_the_process_limits() {
         let limiter = Limiter::new(Some(Quota::new(1, 1).unwrap()), None, Duration::ZERO);
         let first = limiter.check(&subject()).await.unwrap();
-        assert_eq!((first.source, first.decision.allowed), (Source::Process, true));
+        assert_eq!(
+            (first.source, first.decision.allowed),
+            (Source::Process, true)
+        );
         assert!(!limiter.check(&subject()).await.unwrap().decision.allowed);
     }
 }

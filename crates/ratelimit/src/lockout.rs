@@ -111,9 +111,7 @@ impl Lockout {
             return Failure::Counted { failures };
         }
         let doublings = (failures - self.policy.max_failures).min(30);
-        let delay = FIRST_DELAY
-            .saturating_mul(1u32 << doublings)
-            .min(MAX_DELAY);
+        let delay = FIRST_DELAY.saturating_mul(1u32 << doublings).min(MAX_DELAY);
         record.locked_until = Some(now + delay);
         Failure::LockedOut { failures, delay }
     }
@@ -185,7 +183,11 @@ mod tests {
             now += delay;
         }
         assert_eq!(delays, [1, 2, 4, 8, 16, 32]);
-        assert_eq!(lockout.locked(&address("192.0.2.10"), now), None, "per address");
+        assert_eq!(
+            lockout.locked(&address("192.0.2.10"), now),
+            None,
+            "per address"
+        );
     }
 
     #[test]

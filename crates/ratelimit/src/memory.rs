@@ -62,7 +62,10 @@ impl MemoryStore {
     }
 
     pub fn len(&self) -> usize {
-        self.tats.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.tats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,8 +139,16 @@ mod tests {
         store.check_at("e", &quota, 0);
         // Down to three quarters (3), then "e" in: "a" went, the least spent.
         assert_eq!(store.len(), 4);
-        assert_eq!(store.check_at("a", &quota, 0).remaining, 99, "a starts afresh");
-        assert_eq!(store.check_at("d", &quota, 0).remaining, 95, "d is remembered");
+        assert_eq!(
+            store.check_at("a", &quota, 0).remaining,
+            99,
+            "a starts afresh"
+        );
+        assert_eq!(
+            store.check_at("d", &quota, 0).remaining,
+            95,
+            "d is remembered"
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn names_keep_kinds_apart() {
-        assert_eq!(Subject::key("ok_live_ab12").storage_key(), "key:ok_live_ab12");
+        assert_eq!(
+            Subject::key("ok_live_ab12").storage_key(),
+            "key:ok_live_ab12"
+        );
         assert_eq!(
             Subject::address("192.0.2.7".parse().unwrap()).storage_key(),
             "ip:192.0.2.7"

@@ -18,6 +18,7 @@ mod mysql;
 mod ops;
 mod orders;
 mod process;
+mod rate_limits;
 mod restarts;
 mod schemathesis;
 mod security;
