@@ -139,10 +139,10 @@ pub async fn limit<B: MessageBody + 'static>(
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let metrics = req.app_data::<Data<Metrics>>().cloned();
-    if checked.source == Source::Fallback {
-        if let Some(metrics) = &metrics {
-            metrics.rate_limit_fallback();
-        }
+    if checked.source == Source::Fallback
+        && let Some(metrics) = &metrics
+    {
+        metrics.rate_limit_fallback();
     }
     let policy = policy_header(&quota);
     let limit = limit_header(&checked.decision);
