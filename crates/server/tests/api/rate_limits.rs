@@ -246,35 +246,38 @@ impl OwnRedis {
             .local_addr()
             .unwrap()
             .port();
-        let child = match Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
+        let mut redis = Self { port, child: None };
+        match redis.spawn() {
+            Ok(()) => Some(redis),
             Err(error) => {
                 assert!(!ci(), "redis-server cannot start and CI=true: {error}");
                 eprintln!("note: redis-server cannot start ({error}); skipping");
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server never listened");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Self {
-            port,
-            child: Some(child),
-        })
+        Ok(())
     }
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// SIGKILL by PID, and waits for it to be gone.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let status = Command::new("kill")
@@ -284,6 +287,12 @@ impl OwnRedis {
             assert!(status.success());
             child.wait().unwrap();
         }
+    }
+
+    /// A fresh (empty) server on the same port.
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn().expect("redis-server restarts");
     }
 }
 
@@ -338,6 +347,19 @@ async fn with_redis_down_requests_are_served_under_the_per_process_limit() {
     );
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["cache"], "unavailable");
+
+    // Redis back, empty: once the pause after the failure is over, the
+    // shared (full) budget answers again, though the process's is spent.
+    redis.restart();
+    tokio::time::sleep(ratelimit::STORE_RETRY + Duration::from_millis(300)).await;
+    let back = app.get("/orders").await;
+    assert_eq!(back.status(), 200);
+    assert_eq!(limit_field(&back).0, BURST - 1, "the shared budget, afresh");
+    assert_eq!(
+        metric(&app.client, &base, "rate_limit_fallbacks_total").await,
+        fallbacks,
+        "no fallback once Redis answers"
+    );
 }
 
 async fn reset_from(app: &TestApp, client: &str, password: &str) -> Response {
