@@ -294,6 +294,16 @@ impl OwnRedis {
         }
     }
 
+    /// SIGSTOP by PID: the port still accepts, nothing answers.
+    fn hang(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// A fresh (empty) server on the same port.
     fn restart(&mut self) {
         self.kill();
@@ -490,4 +500,38 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     // Another client has its own budget.
     assert_eq!(get_as(&trusting, "203.0.113.2").await, 200);
     assert_eq!(get_as(&trusting, "203.0.113.1, 198.51.100.9").await, 200);
+}
+
+#[tokio::test]
+async fn a_hung_redis_stalls_no_request() {
+    let Some(redis) = OwnRedis::start() else {
+        return;
+    };
+    let app = TestApp::start(Options {
+        cache: true,
+        extra: vec![
+            ("RATE_LIMIT_PER_MINUTE", "600".to_owned()),
+            ("REDIS_URL", redis.url()),
+            ("CACHE_TIMEOUT_MS", "300".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(app.get("/orders").await.status(), 200);
+    redis.hang();
+    // The first check waits out its bound, then Redis is skipped for a
+    // second (one try a second after that): twenty requests cost a few
+    // bounds (the cache's breaker takes three before it opens), not
+    // twenty, which would be 6 s for the limiter alone.
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(app.get("/orders").await.status(), 200);
+    }
+    let elapsed = started.elapsed();
+    eprintln!("twenty requests with Redis hung: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert!(
+        metric(&app.client, &app.server.url(), "rate_limit_fallbacks_total").await >= 20,
+        "served per process while Redis hangs"
+    );
 }
