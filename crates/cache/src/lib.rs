@@ -13,6 +13,7 @@
 //! | `{p}orders:detail-lease:{order_id}` | token of the one reader allowed to fill that detail key (5 s) |
 //! | `{p}orders:list-stamp:{v}[:{canonical}]` | random name of the list payload beside it |
 //! | `{p}orders:detail-epoch` | a random integer, replaced by every full invalidation and whenever a script finds it or the version missing |
+//! | `{p}ratelimit:ip:{address}`, `{p}ratelimit:key:{prefix}` | the rate limiter's budgets ([`RedisRateStore`]), not the cache's |
 //!
 //! Payloads expire after the TTL ± 10 %.
 //!
@@ -62,6 +63,7 @@ mod error;
 mod flight;
 mod keys;
 mod near;
+mod rate_limit;
 mod redis_cache;
 mod scripts;
 mod stats;
@@ -78,6 +80,7 @@ use domain::{
     Version,
 };
 pub use error::CacheError;
+pub use rate_limit::RedisRateStore;
 pub use tls::CaCertificates;
 
 use crate::redis_cache::{DetailLookup, ListLookup, RedisCache};

@@ -20,6 +20,8 @@ mod layout;
 mod loss;
 #[path = "cache/original.rs"]
 mod original;
+#[path = "cache/rate_limit.rs"]
+mod rate_limit;
 #[path = "cache/single_flight.rs"]
 mod single_flight;
 #[path = "cache/support/mod.rs"]

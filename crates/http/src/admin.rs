@@ -88,9 +88,12 @@ fn authorize<R>(
     body: Result<JsonBody, ApiError>,
 ) -> Result<Option<Value>, ApiError> {
     let body = body.map(|JsonBody(body)| body);
-    state
-        .admin
-        .check(req, body.as_ref().ok().and_then(Option::as_ref))?;
+    // A locked-out address is refused before its password is looked at.
+    crate::rate_limit::admin_attempt(req, || {
+        state
+            .admin
+            .check(req, body.as_ref().ok().and_then(Option::as_ref))
+    })?;
     body
 }
 

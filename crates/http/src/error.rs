@@ -54,6 +54,12 @@ pub enum ApiError {
     /// Too many headers, or too large ones (the message says which).
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// Over the rate limit (`RATE_LIMIT_PER_MINUTE`).
+    #[error("Too many requests: the rate limit is reached; retry in {} s.", .0.retry_after)]
+    TooManyRequests(crate::rate_limit::Throttled),
+    /// Too many failed admin authentications from this address.
+    #[error("Too many failed admin authentications from this address; retry in {retry_after} s.")]
+    AdminLockedOut { retry_after: u64 },
     #[error("This Idempotency-Key was already used with a different request body.")]
     IdempotencyMismatch,
     #[error("The database is unavailable; try again shortly.")]
@@ -120,6 +126,8 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BodyTimeout(_) => "request_timeout",
             Self::HeadersTooLarge(_) => "headers_too_large",
+            Self::TooManyRequests(_) => "too_many_requests",
+            Self::AdminLockedOut { .. } => "admin_locked_out",
             Self::IdempotencyMismatch => "idempotency_key_reused",
             Self::Unavailable(_) => "database_unavailable",
             Self::Internal(_) => "internal_error",
@@ -135,6 +143,7 @@ impl ApiError {
                 413 => "payload_too_large",
                 414 => "uri_too_long",
                 415 => "unsupported_media_type",
+                429 => "too_many_requests",
                 431 => "headers_too_large",
                 503 => "unavailable",
                 500..=599 => "internal_error",
@@ -189,6 +198,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::TooManyRequests(_) | Self::AdminLockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -206,6 +216,17 @@ impl ResponseError for ApiError {
         match self {
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::TooManyRequests(throttled) => {
+                response.insert_header((header::RETRY_AFTER, throttled.retry_after));
+                response.insert_header((
+                    crate::rate_limit::RATELIMIT_POLICY,
+                    throttled.policy.clone(),
+                ));
+                response.insert_header((crate::rate_limit::RATELIMIT, throttled.limit.clone()));
+            }
+            Self::AdminLockedOut { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, *retry_after));
             }
             Self::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));

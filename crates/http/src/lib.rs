@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod body;
 pub mod caller;
+mod client_address;
 mod compression;
 mod conditional;
 mod drain;
@@ -16,6 +17,7 @@ mod openapi;
 mod ops;
 mod orders;
 mod precompressed;
+mod rate_limit;
 mod security;
 mod sliced;
 mod streamed;
@@ -33,11 +35,13 @@ use domain::OrderRepository;
 
 pub use admin::AdminPassword;
 pub use auth::{KeyPolicy, KeyRequirement, KeyRing, load_keys, refresh_keys};
+pub use client_address::TrustedProxies;
 pub use drain::Drain;
 pub use error::ApiError;
 pub use limits::{ACTIX_MAX_HEAD_BYTES, ACTIX_MAX_HEADERS, Limits};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
+pub use rate_limit::RateLimitSettings;
 
 /// What a request's bytes become before a handler acts on them: every
 /// parser of outside input, public for the fuzz targets
@@ -66,6 +70,8 @@ pub struct HttpSettings {
     pub limits: Limits,
     /// `API_KEY_REQUIRED`: which requests need an API key.
     pub api_key_required: KeyRequirement,
+    /// Rate limits (off unless a quota is set) and the admin lockout.
+    pub rate_limits: RateLimitSettings,
 }
 
 fn cors(origins: Option<&[String]>) -> Cors {
@@ -86,6 +92,9 @@ fn cors(origins: Option<&[String]>) -> Cors {
             header::HeaderName::from_static("x-request-id"),
             header::HeaderName::from_static("idempotent-replayed"),
             header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            rate_limit::RATELIMIT_POLICY,
+            rate_limit::RATELIMIT,
         ])
         .max_age(3600)
 }
@@ -145,6 +154,7 @@ pub fn serve<R: OrderRepository>(
         required: settings.api_key_required,
         keys,
     };
+    let rate_limiting = web::Data::new(rate_limit::RateLimiting::new(settings.rate_limits));
     let server = HttpServer::new(move || {
         let drain = drain.clone();
         let policy = policy.clone();
@@ -152,6 +162,7 @@ pub fn serve<R: OrderRepository>(
             .app_data(limits)
             .app_data(state.clone())
             .app_data(metrics.clone())
+            .app_data(rate_limiting.clone())
             .app_data(web::Data::new(drain.clone()))
             .app_data(web::QueryConfig::default().error_handler(|error, _req| {
                 ApiError::bad_request("invalid_query", format!("Invalid query string: {error}."))
@@ -160,6 +171,7 @@ pub fn serve<R: OrderRepository>(
             .configure(configure::<R>)
             .default_service(web::to(not_found))
             .wrap_fn(move |req, service| limits::check_headers(limits, req, service))
+            .wrap(from_fn(rate_limit::limit))
             .wrap_fn(move |req, service| auth::check_api_key(&policy, req, service))
             .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))

@@ -65,6 +65,10 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     key_checks: Family<KeyCheckLabels, Counter>,
+    rate_limited: Counter,
+    rate_limit_fallbacks: Counter,
+    admin_auth_failures: Counter,
+    admin_auth_lockouts: Counter,
 }
 
 impl Default for Metrics {
@@ -90,11 +94,43 @@ impl Default for Metrics {
             "API-key checks of requests, by outcome",
             key_checks.clone(),
         );
+        let rate_limited = Counter::default();
+        let rate_limit_fallbacks = Counter::default();
+        let admin_auth_failures = Counter::default();
+        let admin_auth_lockouts = Counter::default();
+        for (name, help, counter) in [
+            (
+                "rate_limited_requests",
+                "Requests refused with 429 by the rate limit",
+                &rate_limited,
+            ),
+            (
+                "rate_limit_fallbacks",
+                "Rate-limit checks served by the per-process store because Redis failed or was skipped",
+                &rate_limit_fallbacks,
+            ),
+            (
+                "admin_auth_failures",
+                "Admin requests with a wrong or missing password",
+                &admin_auth_failures,
+            ),
+            (
+                "admin_auth_lockouts",
+                "Admin authentication failures that locked their client address out",
+                &admin_auth_lockouts,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         Self {
             registry,
             requests,
             latency,
             key_checks,
+            rate_limited,
+            rate_limit_fallbacks,
+            admin_auth_failures,
+            admin_auth_lockouts,
         }
     }
 }
@@ -129,6 +165,22 @@ impl Metrics {
                 outcome: outcome.label(),
             })
             .inc();
+    }
+
+    pub(crate) fn rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    pub(crate) fn rate_limit_fallback(&self) {
+        self.rate_limit_fallbacks.inc();
+    }
+
+    pub(crate) fn admin_auth_failure(&self) {
+        self.admin_auth_failures.inc();
+    }
+
+    pub(crate) fn admin_auth_lockout(&self) {
+        self.admin_auth_lockouts.inc();
     }
 
     pub fn render(&self, stats: &RepoStats) -> String {
@@ -248,6 +300,22 @@ mod tests {
         );
         assert!(text.contains(r#"api_key_checks_total{outcome="invalid"} 1"#));
         assert!(text.ends_with("# EOF\n"));
+        // Counted from the first scrape on, at zero until something happens.
+        assert!(text.contains("rate_limited_requests_total 0"), "{text}");
+        metrics.rate_limited();
+        metrics.rate_limit_fallback();
+        metrics.admin_auth_failure();
+        metrics.admin_auth_failure();
+        metrics.admin_auth_lockout();
+        let text = metrics.render(&stats);
+        for line in [
+            "rate_limited_requests_total 1",
+            "rate_limit_fallbacks_total 1",
+            "admin_auth_failures_total 2",
+            "admin_auth_lockouts_total 1",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
 
         for junk in ["FOO1", "FOO2", "BAR"] {
             metrics.observe(junk, "unmatched", 405, Duration::from_millis(1));

@@ -31,7 +31,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         crate::ops::healthz, crate::ops::readyz, crate::ops::metrics,
     ),
     components(schemas(LimitParam, CursorParam, IdempotencyKeyParam)),
-    modifiers(&AdminAuth, &OptionalResetBody, &ApiKeyAuth),
+    modifiers(&AdminAuth, &OptionalResetBody, &ApiKeyAuth, &TooManyRequests),
     tags(
         (name = "orders", description = "The original service's order endpoints"),
         (name = "admin", description = "Demo data; need ADMIN_PASSWORD"),
@@ -188,6 +188,85 @@ impl Modify for OptionalResetBody {
             .and_then(|operation| operation.request_body.as_mut());
         if let Some(body) = body {
             body.required = Some(Required::False);
+        }
+    }
+}
+
+/// Every operation the rate limit can refuse (all but the operational
+/// ones, which it never limits) documents its 429 and its headers; the
+/// admin operations also answer it while the client's address is locked
+/// out after failed authentications (with `Retry-After` only). Added here
+/// rather than in each handler's list so that no operation can miss it.
+struct TooManyRequests;
+
+impl Modify for TooManyRequests {
+    fn modify(&self, openapi: &mut Document) {
+        use utoipa::openapi::ResponseBuilder;
+        use utoipa::openapi::content::Content;
+        use utoipa::openapi::header::HeaderBuilder;
+
+        let text = |pattern: &str, description: &str| {
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(pattern)),
+                )
+                .description(Some(description))
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if crate::rate_limit::EXEMPT.contains(&path.as_str()) {
+                continue;
+            }
+            let admin = path.starts_with("/admin/");
+            let description = if admin {
+                "Over the rate limit (`too_many_requests`), or this client address is locked out after failed admin authentications (`admin_locked_out`)"
+            } else {
+                "Over the rate limit (`too_many_requests`)"
+            };
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "Error",
+                    )))),
+                )
+                .header(
+                    "Retry-After",
+                    text("^[0-9]+$", "Seconds to wait before a retry is served"),
+                )
+                .header(
+                    "RateLimit-Policy",
+                    text(
+                        "^\"default\";q=[0-9]+;w=60$",
+                        "The quota per minute (draft-ietf-httpapi-ratelimit-headers); absent on admin_locked_out",
+                    ),
+                )
+                .header(
+                    "RateLimit",
+                    text(
+                        "^\"default\";r=[0-9]+;t=[0-9]+$",
+                        "Requests left and seconds until one more is allowed; absent on admin_locked_out",
+                    ),
+                )
+                .build();
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), RefOr::T(response.clone()));
+            }
         }
     }
 }
@@ -562,5 +641,28 @@ mod tests {
         assert!(
             response_headers("/orders", "post", "201").contains(&"Idempotent-Replayed".to_owned())
         );
+    }
+
+    /// Whatever the rate limit can refuse says so, with its headers; the
+    /// operational endpoints, which it never limits, do not.
+    #[test]
+    fn every_limited_operation_documents_its_429() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut limited = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let too_many = &operation["responses"]["429"];
+                if crate::rate_limit::EXEMPT.contains(&path.as_str()) {
+                    assert!(too_many.is_null(), "{method} {path}");
+                    continue;
+                }
+                limited += 1;
+                let headers = too_many["headers"].as_object().expect("429 headers");
+                for name in ["Retry-After", "RateLimit-Policy", "RateLimit"] {
+                    assert!(headers.contains_key(name), "{method} {path} {name}");
+                }
+            }
+        }
+        assert_eq!(limited, 7, "orders and admin operations");
     }
 }

@@ -366,6 +366,7 @@ mod tests {
             shutdown_timeout: Duration::from_secs(1),
             limits: crate::Limits::default(),
             api_key_required: crate::KeyRequirement::None,
+            rate_limits: crate::RateLimitSettings::default(),
         };
         let server = crate::serve(
             OneList(list),

@@ -167,15 +167,14 @@ fn serve(
             (Some(config), Some(reloader))
         }
     };
-    let server = http::serve(
-        repository,
-        settings.http.clone(),
-        listener,
-        tls,
-        drain,
-        keys,
-    )
-    .map_err(|source| StartupError::Bind { address, source })?;
+    let mut http = settings.http.clone();
+    // The rate limit's budgets live in Redis, beside the cache, so that
+    // every instance shares them; without Redis each process keeps its own.
+    if http.rate_limits.quota.is_some() && !settings.cache.disabled {
+        http.rate_limits.store = Some(Arc::new(cache::RedisRateStore::new(&settings.cache)?));
+    }
+    let server = http::serve(repository, http, listener, tls, drain, keys)
+        .map_err(|source| StartupError::Bind { address, source })?;
     Ok((server, reloader))
 }
 

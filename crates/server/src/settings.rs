@@ -66,6 +66,11 @@ pub const VARIABLES: &[&str] = &[
     "MAX_HEADERS",
     "MAX_CONNECTIONS",
     "BACKLOG",
+    "RATE_LIMIT_PER_MINUTE",
+    "RATE_LIMIT_BURST",
+    "TRUSTED_PROXIES",
+    "ADMIN_AUTH_MAX_FAILURES",
+    "ADMIN_AUTH_WINDOW_SECS",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -301,6 +306,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(30),
             limits: limits(&vars)?,
             api_key_required: api_key_required(&vars)?,
+            rate_limits: rate_limits(&vars, cache.timeout)?,
         };
 
         let format = match vars.non_empty("LOG_FORMAT").as_deref().map(str::trim) {
@@ -411,6 +417,55 @@ fn limits(vars: &Vars) -> Result<http::Limits, SettingsError> {
             http::ACTIX_MAX_HEADERS,
         )?,
         max_connections: vars.number("MAX_CONNECTIONS", defaults.max_connections, 1)?,
+    })
+}
+
+/// The highest `RATE_LIMIT_PER_MINUTE` and `RATE_LIMIT_BURST`.
+const RATE_LIMIT_MAX: u32 = 1_000_000;
+
+/// `RATE_LIMIT_PER_MINUTE` (unset or 0: off) and `RATE_LIMIT_BURST` (by
+/// default a minute's worth), `TRUSTED_PROXIES`, and the admin lockout's
+/// `ADMIN_AUTH_MAX_FAILURES` (0: never locked out) and
+/// `ADMIN_AUTH_WINDOW_SECS`. The shared store is the server's to add.
+fn rate_limits(
+    vars: &Vars,
+    store_timeout: Duration,
+) -> Result<http::RateLimitSettings, SettingsError> {
+    let per_minute = vars.bounded("RATE_LIMIT_PER_MINUTE", 0u32, 0, RATE_LIMIT_MAX)?;
+    let quota = if per_minute == 0 {
+        if vars.non_empty("RATE_LIMIT_BURST").is_some() {
+            // A burst alone limits nothing: say so rather than ignore it.
+            return Err(invalid(
+                "RATE_LIMIT_BURST",
+                "is set, but RATE_LIMIT_PER_MINUTE is not (the rate limit is off)",
+            ));
+        }
+        None
+    } else {
+        let burst = vars.bounded("RATE_LIMIT_BURST", per_minute, 1, RATE_LIMIT_MAX)?;
+        Some(
+            ratelimit::Quota::new(per_minute, burst)
+                .map_err(|error| invalid("RATE_LIMIT_PER_MINUTE", error.to_string()))?,
+        )
+    };
+    let trusted_proxies =
+        http::TrustedProxies::parse(&vars.text("TRUSTED_PROXIES").unwrap_or_default())
+            .map_err(|message| invalid("TRUSTED_PROXIES", message))?;
+    let defaults = ratelimit::LockoutPolicy::default();
+    let admin_lockout = ratelimit::LockoutPolicy {
+        max_failures: vars.number("ADMIN_AUTH_MAX_FAILURES", defaults.max_failures, 0)?,
+        window: Duration::from_secs(vars.number(
+            "ADMIN_AUTH_WINDOW_SECS",
+            defaults.window.as_secs(),
+            1,
+        )?),
+    };
+    Ok(http::RateLimitSettings {
+        quota,
+        trusted_proxies,
+        admin_lockout,
+        store: None,
+        store_timeout,
     })
 }
 
@@ -774,6 +829,70 @@ Xe6d/8qqtnUJ49Lt
             ("TLS_RELOAD_INTERVAL_MS", "often"),
         ] {
             assert_eq!(failing_variable(&[(variable, value)]), variable, "{value}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_are_off_by_default_but_the_admin_lockout_is_on() {
+        let defaults = settings(&[]).unwrap().http.rate_limits;
+        assert_eq!(defaults.quota, None);
+        assert!(defaults.trusted_proxies.is_empty());
+        assert_eq!(defaults.admin_lockout.max_failures, 5);
+        assert_eq!(defaults.admin_lockout.window, Duration::from_secs(900));
+        assert_eq!(
+            settings(&[("RATE_LIMIT_PER_MINUTE", "0")])
+                .unwrap()
+                .http
+                .rate_limits
+                .quota,
+            None
+        );
+
+        let set = settings(&[
+            ("RATE_LIMIT_PER_MINUTE", "120"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("ADMIN_AUTH_MAX_FAILURES", "0"),
+            ("ADMIN_AUTH_WINDOW_SECS", "60"),
+        ])
+        .unwrap()
+        .http
+        .rate_limits;
+        let quota = set.quota.unwrap();
+        assert_eq!(
+            (quota.per_minute(), quota.burst()),
+            (120, 120),
+            "a minute's worth"
+        );
+        assert!(set.trusted_proxies.trusts("10.9.8.7".parse().unwrap()));
+        assert_eq!(set.admin_lockout.max_failures, 0);
+        assert_eq!(set.admin_lockout.window, Duration::from_secs(60));
+        let burst = settings(&[("RATE_LIMIT_PER_MINUTE", "60"), ("RATE_LIMIT_BURST", "5")])
+            .unwrap()
+            .http
+            .rate_limits
+            .quota
+            .unwrap();
+        assert_eq!(burst.burst(), 5);
+
+        for pairs in [
+            &[("RATE_LIMIT_PER_MINUTE", "-1")][..],
+            &[("RATE_LIMIT_PER_MINUTE", "lots")],
+            &[("RATE_LIMIT_PER_MINUTE", "1000001")],
+            &[("RATE_LIMIT_PER_MINUTE", "60"), ("RATE_LIMIT_BURST", "0")],
+            &[("RATE_LIMIT_BURST", "10")],
+            &[("TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")],
+            &[("ADMIN_AUTH_MAX_FAILURES", "five")],
+            &[("ADMIN_AUTH_WINDOW_SECS", "0")],
+        ] {
+            let variable = pairs.last().unwrap().0;
+            match settings(pairs) {
+                Err(error @ SettingsError::Invalid { .. }) => {
+                    let line = error.to_string();
+                    assert!(line.starts_with(variable), "{pairs:?}: {line}");
+                    assert!(!line.contains('\n'), "{line}");
+                }
+                other => panic!("{pairs:?}: {other:?}"),
+            }
         }
     }
 

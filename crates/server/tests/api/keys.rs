@@ -771,3 +771,48 @@ async fn a_failed_reload_keeps_the_last_keys() {
     .await;
     app.server.stop().await;
 }
+
+/// The rate limit counts per key once the key check has accepted one, and
+/// per address otherwise: one client's keys and its anonymous requests
+/// each have their own budget.
+#[tokio::test]
+async fn each_key_has_its_own_rate_budget() {
+    if !crate::support::service_available("Redis", 6379) {
+        return;
+    }
+    let db = Db::sqlite();
+    let first = db.key(&["orders:read"]).await;
+    let second = db.key(&["orders:read"]).await;
+    let app = TestApp::start(Options {
+        cache: true,
+        database_url: Some(db.url.clone()),
+        extra: vec![
+            ("RATE_LIMIT_PER_MINUTE", "6".to_owned()),
+            ("RATE_LIMIT_BURST", "2".to_owned()),
+            ("CACHE_TIMEOUT_MS", "2000".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let statuses = |key: Option<&'static str>| {
+        let app = &app;
+        let key = key.map(|which| {
+            if which == "first" {
+                first.clone()
+            } else {
+                second.clone()
+            }
+        });
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..3 {
+                let response = call(app, Method::GET, "/orders", key.as_deref(), None).await;
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        }
+    };
+    assert_eq!(statuses(Some("first")).await, [200, 200, 429]);
+    assert_eq!(statuses(Some("second")).await, [200, 200, 429]);
+    assert_eq!(statuses(None).await, [200, 200, 429]);
+}

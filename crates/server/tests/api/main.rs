@@ -19,6 +19,7 @@ mod mysql;
 mod ops;
 mod orders;
 mod process;
+mod rate_limits;
 mod restarts;
 mod schemathesis;
 mod security;
