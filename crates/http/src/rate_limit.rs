@@ -187,7 +187,9 @@ pub(crate) fn admin_attempt(
     let checked = check();
     match &checked {
         Ok(()) => limits.lockout.succeeded(&subject),
-        Err(ApiError::Unauthorized) => {
+        // A wrong password beside a key without `admin` is refused as a
+        // 403; it is a guess all the same.
+        Err(ApiError::Unauthorized | ApiError::InsufficientScope(_)) => {
             let metrics = req.app_data::<Data<Metrics>>();
             if let Some(metrics) = metrics {
                 metrics.admin_auth_failure();

@@ -816,3 +816,26 @@ async fn each_key_has_its_own_rate_budget() {
     assert_eq!(statuses(Some("second")).await, [200, 200, 429]);
     assert_eq!(statuses(None).await, [200, 200, 429]);
 }
+
+/// The admin lockout is for guessing the password: guesses made beside a
+/// key without `admin` (answered 403) count like any other, and an admin
+/// key from a locked-out address is still served.
+#[tokio::test]
+async fn guesses_beside_a_key_are_locked_out_and_an_admin_key_is_not() {
+    let db = Db::sqlite();
+    let admin = db.key(&["admin"]).await;
+    let reader = db.key(&["orders:read"]).await;
+    let app = db.app("none", vec![]).await;
+    for _ in 0..5 {
+        expect_forbidden(seed(&app, Some(&reader), Some("guess")).await, "admin").await;
+    }
+    expect_error(
+        seed(&app, Some(&reader), Some("guess")).await,
+        429,
+        "admin_locked_out",
+    )
+    .await;
+    expect_error(seed(&app, None, Some(ADMIN)).await, 429, "admin_locked_out").await;
+    assert_eq!(seed(&app, Some(&admin), None).await.status(), 201);
+    app.server.stop().await;
+}
