@@ -664,6 +664,8 @@ async fn a_rollback_needs_no_api_keys_table(db: Db) {
             let mut conn =
                 <diesel::SqliteConnection as diesel::Connection>::establish(path.to_str().unwrap())
                     .unwrap();
+            // The stopped server may still be checkpointing its WAL.
+            conn.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
             conn.batch_execute(sql).unwrap();
         }
     }
