@@ -58,6 +58,7 @@
 //! connection like any other: counted, logged, and served around.
 
 mod breaker;
+mod connection;
 mod dirty;
 mod error;
 mod flight;

@@ -15,27 +15,20 @@
 //! Keys: `{p}ratelimit:key:{api key prefix}` and `{p}ratelimit:ip:{address}`
 //! (an IPv6 client by its /64), `{p}` being `CACHE_KEY_PREFIX`.
 //!
-//! Connections are made as the cache's are (the same URL, TLS and CA
+//! Connections are made as the cache's are (`crate::connection`: the same URL, TLS and CA
 //! settings, `crate::tls`), one per thread and taken out of the pool, since
 //! a connection lent by the pool is checked with a `PING` first, which
 //! would be a second round trip. A call is bounded by `CACHE_TIMEOUT_MS`;
 //! the limiter answers from its per-process store when it fails.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::thread::ThreadId;
 use std::time::Duration;
 
-use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{AsyncConnectionConfig, Script};
-use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use deadpool_redis::redis::Script;
 use futures::future::BoxFuture;
 use ratelimit::{Decision, Quota, RateLimitError, RateStore};
 
+use crate::connection::Connections;
 use crate::{CacheConfig, CacheError};
-
-/// Connections the pool may make at once (one per thread that checks).
-const POOL_SIZE: usize = 16;
 
 /// KEYS[1]: the subject's TAT. ARGV[1]: the emission interval, ARGV[2]:
 /// the capacity (burst × interval), both in microseconds. Returns
@@ -57,11 +50,10 @@ return {1, used}
 ";
 
 pub struct RedisRateStore {
-    pool: Pool,
+    connections: Connections,
     timeout: Duration,
     prefix: String,
     script: Script,
-    pinned: Mutex<HashMap<ThreadId, MultiplexedConnection>>,
 }
 
 impl RedisRateStore {
@@ -69,25 +61,11 @@ impl RedisRateStore {
     /// delays nothing). Fails only on a configuration the cache would
     /// refuse too.
     pub fn new(config: &CacheConfig) -> Result<Self, CacheError> {
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout));
-        let manager = Manager::new_with_config(crate::tls::connection_info(config)?, connection)
-            .map_err(CacheError::InvalidUrl)?;
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(config.timeout))
-            .create_timeout(Some(config.timeout))
-            .recycle_timeout(Some(config.timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(CacheError::Build)?;
         Ok(Self {
-            pool,
+            connections: Connections::new(config)?,
             timeout: config.timeout,
             prefix: config.key_prefix.clone(),
             script: Script::new(GCRA),
-            pinned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -104,7 +82,7 @@ impl RedisRateStore {
     ) -> Result<Decision, CacheError> {
         let key = self.key(subject);
         let attempt = async {
-            let mut connection = self.connection().await?;
+            let mut connection = self.connections.get().await?;
             let (allowed, used): (i64, i64) = self
                 .script
                 .key(&key)
@@ -125,29 +103,9 @@ impl RedisRateStore {
             .await
             .unwrap_or(Err(CacheError::Timeout(self.timeout)));
         if result.as_ref().is_err_and(CacheError::may_break_connection) {
-            self.pinned_connections()
-                .remove(&std::thread::current().id());
+            self.connections.unpin();
         }
         result
-    }
-
-    async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
-        let thread = std::thread::current().id();
-        if let Some(pinned) = self.pinned_connections().get(&thread) {
-            return Ok(MultiplexedConnection::clone(pinned));
-        }
-        let pooled = self.pool.get().await.map_err(CacheError::Connection)?;
-        let connection = Connection::take(pooled);
-        Ok(MultiplexedConnection::clone(
-            self.pinned_connections()
-                .entry(thread)
-                .or_insert(connection),
-        ))
-    }
-
-    fn pinned_connections(&self) -> MutexGuard<'_, HashMap<ThreadId, MultiplexedConnection>> {
-        // A map of connections stays valid after any panic.
-        self.pinned.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -2,22 +2,20 @@
 //! timeout), the read steps (lookup, then fill after the database read),
 //! the invalidations, and the repair of a dirty cache.
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, MutexGuard, PoisonError};
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisResult, Value};
-use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use deadpool_redis::redis::{self, RedisResult, Value};
 use domain::{CacheState, ListDocument, ListQuery, OrderDocument, OrderId, OrderRepository};
 use futures::future::{BoxFuture, FutureExt};
 use rand::Rng;
 
 use crate::breaker::{Admission, Breaker};
+use crate::connection::Connections;
 use crate::dirty::Dirty;
 use crate::flight::{Flights, Outcome};
 use crate::keys::Keys;
@@ -26,10 +24,6 @@ use crate::scripts::{Scripts, fresh_epoch};
 use crate::stats::{Counters, Space};
 use crate::warnings::Warnings;
 use crate::{CacheConfig, CacheError};
-
-/// Connections the pool may make at once (each one is then taken out of it,
-/// see `RedisCache::pinned`).
-const POOL_SIZE: usize = 16;
 
 /// How long a reader may hold the right to fill a detail key. Longer than
 /// any sane database read; a reader slower than this just doesn't store.
@@ -79,7 +73,6 @@ pub(crate) struct Lease {
 }
 
 pub(crate) struct RedisCache {
-    pool: Pool,
     timeout: Duration,
     ttl: Duration,
     keys: Keys,
@@ -88,16 +81,8 @@ pub(crate) struct RedisCache {
     warnings: Warnings,
     dirty: Dirty,
     repairing: AtomicBool,
-    /// One connection per thread that uses the cache, made by the pool and
-    /// taken out of it. A multiplexed connection pipelines concurrent
-    /// commands by itself, and taking one from the pool for every command
-    /// would cost a PING round trip (deadpool-redis checks each connection
-    /// it lends). Per thread because a connection is driven by a task of
-    /// the runtime that made it: an HTTP worker (a single-thread runtime)
-    /// then reads its cache hits without waking any other thread, and no
-    /// worker waits on another's busy loop. Dropped when a call fails in a
-    /// way that may have broken it, so the next call makes a fresh one.
-    pinned: std::sync::Mutex<HashMap<ThreadId, MultiplexedConnection>>,
+    /// This thread's connection (see [`Connections`]).
+    connections: Connections,
     near: NearLists,
     pub(crate) counters: Counters,
     /// Keyed by (generation read before the database, canonical query).
@@ -110,21 +95,8 @@ impl RedisCache {
     /// Builds the pool without connecting: connections are made on first
     /// use, so a Redis that is down at start delays nothing.
     pub(crate) fn new(config: &CacheConfig) -> Result<Self, CacheError> {
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout));
-        let manager = Manager::new_with_config(crate::tls::connection_info(config)?, connection)
-            .map_err(CacheError::InvalidUrl)?;
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(config.timeout))
-            .create_timeout(Some(config.timeout))
-            .recycle_timeout(Some(config.timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(CacheError::Build)?;
+        let connections = Connections::new(config)?;
         Ok(Self {
-            pool,
             timeout: config.timeout,
             ttl: config.ttl,
             keys: Keys::new(&config.key_prefix),
@@ -133,7 +105,7 @@ impl RedisCache {
             warnings: Warnings::default(),
             dirty: Dirty::default(),
             repairing: AtomicBool::new(false),
-            pinned: std::sync::Mutex::new(HashMap::new()),
+            connections,
             near: NearLists::default(),
             counters: Counters::default(),
             list_flights: Flights::default(),
@@ -213,30 +185,11 @@ impl RedisCache {
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
-        let thread = std::thread::current().id();
-        if let Some(pinned) = self.pinned_connections().get(&thread) {
-            return Ok(MultiplexedConnection::clone(pinned));
-        }
-        // The pool never holds an idle connection (each is taken), so this
-        // makes a new one, driven by the current thread's runtime.
-        let pooled = self.pool.get().await.map_err(CacheError::Connection)?;
-        let connection = Connection::take(pooled);
-        Ok(MultiplexedConnection::clone(
-            self.pinned_connections()
-                .entry(thread)
-                .or_insert(connection),
-        ))
+        self.connections.get().await
     }
 
-    /// Forgets this thread's connection after a failure: it may be broken.
     fn unpin(&self) {
-        self.pinned_connections()
-            .remove(&std::thread::current().id());
-    }
-
-    fn pinned_connections(&self) -> MutexGuard<'_, HashMap<ThreadId, MultiplexedConnection>> {
-        // A map of connections stays valid after any panic.
-        self.pinned.lock().unwrap_or_else(PoisonError::into_inner)
+        self.connections.unpin();
     }
 
     /// Whether reads may use Redis now. While dirty they may not, and a
