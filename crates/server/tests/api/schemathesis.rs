@@ -49,9 +49,11 @@ async fn the_openapi_document_is_what_the_server_does() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let config =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/schemathesis.toml");
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api");
+    let config = tests.join("schemathesis.toml");
     let output = tokio::process::Command::new(&schemathesis)
+        // Fresh Idempotency-Keys: why is in the hooks file.
+        .env("SCHEMATHESIS_HOOKS", tests.join("schemathesis_hooks.py"))
         .arg("--config-file")
         .arg(&config)
         .arg("run")
