@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod ops;
 mod orders;
+mod precedence;
 mod precompressed;
 mod rate_limit;
 mod security;
@@ -155,11 +156,14 @@ pub fn serve<R: OrderRepository>(
         keys,
     };
     let rate_limiting = web::Data::new(rate_limit::RateLimiting::new(settings.rate_limits));
+    let precedence = precedence::Precedence::default();
     let server = HttpServer::new(move || {
         let drain = drain.clone();
         let policy = policy.clone();
+        let writes = precedence.clone();
         App::new()
             .app_data(limits)
+            .app_data(precedence.clone())
             .app_data(state.clone())
             .app_data(metrics.clone())
             .app_data(rate_limiting.clone())
@@ -176,6 +180,8 @@ pub fn serve<R: OrderRepository>(
             .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))
             .wrap_fn(move |req, service| drain::close_while_draining(drain.clone(), req, service))
+            // Outside every check, so a write counts from its first poll.
+            .wrap_fn(move |req, service| precedence::writes_first(&writes, req, service))
             .wrap_fn(telemetry::observe)
             .wrap_fn(security::nosniff)
     })

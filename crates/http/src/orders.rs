@@ -12,6 +12,7 @@ use crate::compression::{self, EncodingChosen};
 use crate::conditional::{IfMatch, if_match, list_etag, none_match_hits, order_etag};
 use crate::error::ApiError;
 use crate::input::{self, ListParams};
+use crate::precedence::Precedence;
 use crate::precompressed::{self, ListCoding};
 use crate::sliced::SlicedBody;
 use crate::streamed::StreamedBody;
@@ -81,6 +82,8 @@ pub async fn list<R: OrderRepository>(
             .finish());
     }
     let mut response = json(HttpResponse::Ok(), etag);
+    // Unset only in tests that build an `App` without `serve`.
+    let precedence = req.app_data::<Precedence>().cloned().unwrap_or_default();
     let parts = match list.body() {
         ListBody::Whole(body) => {
             let body = match precompressed::gzip_for(&req, &list) {
@@ -90,7 +93,7 @@ pub async fn list<R: OrderRepository>(
                 }
                 None => body.clone(),
             };
-            return Ok(response.body(SlicedBody::new(body)));
+            return Ok(response.body(SlicedBody::new(body).behind_writes(precedence)));
         }
         ListBody::Parts(parts) => Arc::clone(parts),
     };
@@ -108,7 +111,7 @@ pub async fn list<R: OrderRepository>(
         }
         None => return Ok(compression::not_acceptable()),
     };
-    Ok(response.body(StreamedBody::new(pieces)))
+    Ok(response.body(StreamedBody::new(pieces).behind_writes(precedence)))
 }
 
 fn gzip(response: &mut HttpResponseBuilder) {

@@ -10,10 +10,12 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
+
+use crate::precedence::{Precedence, Yielding};
 
 /// Bytes handed out per poll: half of actix-http's write threshold, so a
 /// write happens every other slice.
@@ -31,11 +33,23 @@ pub fn next_slice(bytes: &mut Bytes) -> Option<Bytes> {
 }
 
 /// A body of known length (sent with `Content-Length`) given out in slices.
-pub struct SlicedBody(Bytes);
+pub struct SlicedBody {
+    rest: Bytes,
+    yielding: Yielding,
+}
 
 impl SlicedBody {
     pub fn new(body: Bytes) -> Self {
-        Self(body)
+        Self {
+            rest: body,
+            yielding: Yielding::default(),
+        }
+    }
+
+    /// Each slice waits for the order writes in flight (see `precedence`).
+    pub fn behind_writes(mut self, precedence: Precedence) -> Self {
+        self.yielding = Yielding::new(precedence);
+        self
     }
 }
 
@@ -43,20 +57,25 @@ impl MessageBody for SlicedBody {
     type Error = Infallible;
 
     fn size(&self) -> BodySize {
-        BodySize::Sized(self.0.len() as u64)
+        BodySize::Sized(self.rest.len() as u64)
     }
 
     fn poll_next(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        Poll::Ready(next_slice(&mut self.0).map(Ok))
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        ready!(this.yielding.poll_turn(cx));
+        Poll::Ready(next_slice(&mut this.rest).map(Ok))
     }
 
     /// Small bodies go out whole, as any `Bytes` body does.
     fn try_into_bytes(self) -> Result<Bytes, Self> {
-        if self.0.len() <= SLICE {
-            Ok(self.0)
+        if self.rest.len() <= SLICE {
+            Ok(self.rest)
         } else {
             Err(self)
         }

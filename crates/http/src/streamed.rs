@@ -29,6 +29,7 @@ use actix_web::rt::task::{JoinHandle, spawn_blocking};
 use bytes::Bytes;
 use domain::parts::ListPart;
 
+use crate::precedence::{Precedence, Yielding};
 use crate::sliced::next_slice;
 
 pub struct StreamedBody {
@@ -38,6 +39,7 @@ pub struct StreamedBody {
     /// Index of the part being sent or read, for logs.
     index: usize,
     state: State,
+    yielding: Yielding,
 }
 
 enum State {
@@ -62,7 +64,14 @@ impl StreamedBody {
             len,
             index: 0,
             state: State::Between,
+            yielding: Yielding::default(),
         }
+    }
+
+    /// Each slice waits for the order writes in flight (see `precedence`).
+    pub fn behind_writes(mut self, precedence: Precedence) -> Self {
+        self.yielding = Yielding::new(precedence);
+        self
     }
 
     /// The bytes of a part as read, checked against the length it
@@ -105,13 +114,16 @@ impl MessageBody for StreamedBody {
         let this = self.get_mut();
         loop {
             match &mut this.state {
-                State::Sending(rest) => match next_slice(rest) {
-                    Some(slice) => return Poll::Ready(Some(Ok(slice))),
-                    None => {
-                        this.state = State::Between;
-                        this.index += 1;
+                State::Sending(rest) if rest.is_empty() => {
+                    this.state = State::Between;
+                    this.index += 1;
+                }
+                State::Sending(rest) => {
+                    ready!(this.yielding.poll_turn(cx));
+                    if let Some(slice) = next_slice(rest) {
+                        return Poll::Ready(Some(Ok(slice)));
                     }
-                },
+                }
                 State::Between => {
                     let Some(part) = this.parts.next() else {
                         this.state = State::Done;
