@@ -160,7 +160,7 @@ pub fn serve<R: OrderRepository>(
     let server = HttpServer::new(move || {
         let drain = drain.clone();
         let policy = policy.clone();
-        let writes = precedence.clone();
+        let first = precedence.clone();
         App::new()
             .app_data(limits)
             .app_data(precedence.clone())
@@ -180,8 +180,8 @@ pub fn serve<R: OrderRepository>(
             .wrap(from_fn(compression::compress))
             .wrap(cors(origins.as_deref()))
             .wrap_fn(move |req, service| drain::close_while_draining(drain.clone(), req, service))
-            // Outside every check, so a write counts from its first poll.
-            .wrap_fn(move |req, service| precedence::writes_first(&writes, req, service))
+            // Outside every check, so a request counts from its first poll.
+            .wrap_fn(move |req, service| precedence::others_first(&first, req, service))
             .wrap_fn(telemetry::observe)
             .wrap_fn(security::nosniff)
     })

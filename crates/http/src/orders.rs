@@ -93,7 +93,7 @@ pub async fn list<R: OrderRepository>(
                 }
                 None => body.clone(),
             };
-            return Ok(response.body(SlicedBody::new(body).behind_writes(precedence)));
+            return Ok(response.body(SlicedBody::new(body).making_way(precedence)));
         }
         ListBody::Parts(parts) => Arc::clone(parts),
     };
@@ -111,7 +111,7 @@ pub async fn list<R: OrderRepository>(
         }
         None => return Ok(compression::not_acceptable()),
     };
-    Ok(response.body(StreamedBody::new(pieces).behind_writes(precedence)))
+    Ok(response.body(StreamedBody::new(pieces).making_way(precedence)))
 }
 
 fn gzip(response: &mut HttpResponseBuilder) {

@@ -46,8 +46,8 @@ impl SlicedBody {
         }
     }
 
-    /// Each slice waits for the order writes in flight (see `precedence`).
-    pub fn behind_writes(mut self, precedence: Precedence) -> Self {
+    /// Each slice waits for the other requests in flight (see `precedence`).
+    pub fn making_way(mut self, precedence: Precedence) -> Self {
         self.yielding = Yielding::new(precedence);
         self
     }
