@@ -74,6 +74,11 @@ pub async fn list<R: OrderRepository>(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let query = ListQuery::try_from(ListParams::parse(req.query_string())?)?;
+    // Unset only in tests that build an `App` without `serve`.
+    let precedence = req.app_data::<Precedence>().cloned().unwrap_or_default();
+    if query.page.is_none() {
+        precedence.make_way().await;
+    }
     let list = state.repo.list(query).await?;
     let etag = list_etag(&list);
     if none_match_hits(&req, &etag) {
@@ -82,8 +87,6 @@ pub async fn list<R: OrderRepository>(
             .finish());
     }
     let mut response = json(HttpResponse::Ok(), etag);
-    // Unset only in tests that build an `App` without `serve`.
-    let precedence = req.app_data::<Precedence>().cloned().unwrap_or_default();
     let parts = match list.body() {
         ListBody::Whole(body) => {
             let body = match precompressed::gzip_for(&req, &list) {

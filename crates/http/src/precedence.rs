@@ -114,6 +114,18 @@ impl Precedence {
     }
 }
 
+impl Precedence {
+    /// Waits as a slice would: until no request is in flight, or
+    /// [`MAX_PAUSE`]. A full list calls it before it begins: at 1,000
+    /// orders a list is five slices, and its cost is in the request, not
+    /// the body.
+    pub async fn make_way(&self) {
+        if let Some(pause) = self.pause() {
+            pause.await;
+        }
+    }
+}
+
 /// Whether lists make way for a request: all but full lists and admin.
 fn goes_first(req: &ServiceRequest) -> bool {
     let path = req.path();
@@ -148,12 +160,24 @@ where
     }
 }
 
-/// A body's place in line behind other requests: polled before each slice. The
-/// default yields to nothing.
+/// Slices a body sends in one go before it lets its worker's other
+/// connections run: 1 MiB. Without it a body polled by a fast client goes
+/// on until tokio's budget for its socket runs out (128 writes, several
+/// MB), and with a few such lists on a worker a new request waited tens of
+/// milliseconds at each step (head, body, answer) before it was even seen
+/// as in flight: at 1,000,000 orders the mixed scenario's writes and
+/// single reads had p99s of 60-160 ms.
+pub const SLICES_PER_TURN: u32 = 16;
+
+/// A body's place in line behind other requests: polled before each
+/// slice. The default yields to no request, only to its worker's other
+/// connections.
 #[derive(Default)]
 pub(crate) struct Yielding {
     precedence: Option<Precedence>,
     pause: Option<Pause>,
+    /// Slices sent since the body last let its worker go.
+    sent: u32,
 }
 
 impl Yielding {
@@ -161,6 +185,7 @@ impl Yielding {
         Self {
             precedence: Some(precedence),
             pause: None,
+            sent: 0,
         }
     }
 
@@ -172,11 +197,20 @@ impl Yielding {
             self.pause = self.precedence.as_ref().and_then(Precedence::pause);
         }
         let Some(pause) = self.pause.as_mut() else {
+            if self.sent >= SLICES_PER_TURN {
+                // Woken at once: back of the worker's queue, behind the
+                // connections that were waiting.
+                self.sent = 0;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.sent += 1;
             return Poll::Ready(());
         };
         let turn = pause.as_mut().poll(cx);
         if turn.is_ready() {
             self.pause = None;
+            self.sent = 1;
         }
         turn
     }
@@ -194,10 +228,26 @@ mod tests {
     }
 
     #[test]
-    fn with_no_request_in_flight_a_body_never_waits() {
+    fn with_no_request_in_flight_a_body_only_lets_its_worker_go_now_and_then() {
         let mut yielding = Yielding::new(Precedence::default());
+        let woken = std::sync::Arc::new(WakeCount::default());
+        let waker = std::task::Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
         for _ in 0..3 {
-            assert_eq!(poll_once(&mut yielding), Poll::Ready(()));
+            for _ in 0..SLICES_PER_TURN {
+                assert_eq!(yielding.poll_turn(&mut cx), Poll::Ready(()));
+            }
+            assert_eq!(yielding.poll_turn(&mut cx), Poll::Pending);
+        }
+        assert_eq!(woken.0.load(Ordering::SeqCst), 3, "each yield wakes itself");
+    }
+
+    #[derive(Default)]
+    struct WakeCount(AtomicUsize);
+
+    impl std::task::Wake for WakeCount {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -257,6 +307,22 @@ mod tests {
             .await
             .expect("the pause ends by itself");
         }
+    }
+
+    #[tokio::test]
+    async fn a_list_begins_when_the_requests_in_flight_end() {
+        let idle = Precedence::with_max_pause(Duration::from_secs(3600));
+        tokio::time::timeout(Duration::from_secs(60), idle.make_way())
+            .await
+            .expect("nothing in flight: no wait");
+        let busy = Precedence::with_max_pause(Duration::from_secs(3600));
+        let request = busy.enter();
+        let mut waiting = Box::pin(busy.make_way());
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        drop(request);
+        tokio::time::timeout(Duration::from_secs(60), waiting)
+            .await
+            .expect("goes on once the request has ended");
     }
 
     #[actix_web::test]
