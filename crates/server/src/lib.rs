@@ -254,6 +254,7 @@ pub async fn run_on(
         None => bind(&settings)?,
     };
     let (_runtime, repository, storage) = repository_on_runtime(&settings).await?;
+    let keeper = storage.clone();
     let (keys, _key_refresher) = api_keys(&settings, storage).await?;
     let address = address(&settings, &listener);
     tracing::info!(
@@ -285,8 +286,19 @@ pub async fn run_on(
              process's last writes until their TTL ends"
         );
     }
+    if !keeper.full_list_kept(KEEP_BEFORE_EXIT).await {
+        tracing::warn!(
+            "exiting before the full list was kept in the database: the next process to start \
+             walks the orders above what was kept"
+        );
+    }
     served
 }
+
+/// How long a stopping process waits for the full list's keeper to write
+/// what it holds (see `storage::Storage::full_list_kept`); a keeper cut
+/// short leaves what it wrote usable. `TimeoutStopSec=40s` covers it.
+const KEEP_BEFORE_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a stopping process goes on trying to repair a dirty cache
 /// (see `CachedRepository::settle`); `TimeoutStopSec=40s` covers it.

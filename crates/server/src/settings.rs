@@ -43,6 +43,7 @@ pub const VARIABLES: &[&str] = &[
     "LIST_STREAM_ABOVE_KB",
     "LIST_MEMORY_MB",
     "LIST_SPOOL_DIR",
+    "LIST_KEEP",
     "REDIS_URL",
     "REDIS_CA_CERT",
     "ORDERS_CACHE_TTL",
@@ -189,7 +190,8 @@ impl Vars {
 }
 
 /// How the full list is held: `LIST_STREAM_ABOVE_KB`, `LIST_MEMORY_MB`,
-/// `LIST_SPOOL_DIR` (which must be a directory).
+/// `LIST_SPOOL_DIR` (which must be a directory), `LIST_KEEP` (on unless
+/// false: the list is kept in the database for the next process).
 fn full_list(vars: &Vars) -> Result<FullListConfig, SettingsError> {
     let defaults = FullListConfig::default();
     let spool_dir = match vars.non_empty("LIST_SPOOL_DIR") {
@@ -218,6 +220,10 @@ fn full_list(vars: &Vars) -> Result<FullListConfig, SettingsError> {
         )? * 1024
             * 1024,
         spool_dir,
+        keep: match vars.non_empty("LIST_KEEP") {
+            None => defaults.keep,
+            Some(_) => vars.flag("LIST_KEEP")?,
+        },
     })
 }
 
@@ -765,6 +771,26 @@ Xe6d/8qqtnUJ49Lt
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn the_full_list_is_kept_in_the_database_unless_list_keep_is_false() {
+        assert!(settings(&[]).unwrap().database.full_list.keep);
+        assert!(
+            settings(&[("LIST_KEEP", "yes")])
+                .unwrap()
+                .database
+                .full_list
+                .keep
+        );
+        assert!(
+            !settings(&[("LIST_KEEP", "false")])
+                .unwrap()
+                .database
+                .full_list
+                .keep
+        );
+        assert_eq!(failing_variable(&[("LIST_KEEP", "maybe")]), "LIST_KEEP");
     }
 
     #[test]

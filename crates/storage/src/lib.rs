@@ -28,6 +28,6 @@ mod url;
 mod write_gate;
 
 pub use error::StorageError;
-pub use full_list::FullListConfig;
+pub use full_list::{FullListConfig, FullListStats};
 pub use storage::{Storage, StorageConfig};
 pub use url::DatabaseUrl;

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use domain::{Item, Order, OrderDocument, OrderId, OrderStatus, Timestamp, Version};
 
 use crate::StorageError;
-use crate::schema::{idempotency_keys, order_items, orders};
+use crate::schema::{idempotency_keys, list_chunks, order_items, orders};
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = orders)]
@@ -34,6 +34,33 @@ pub(crate) struct IdempotencyRow {
     pub order_id: String,
     pub response: Vec<u8>,
     pub created_at: i64,
+}
+
+/// A kept chunk of the full list without its body (see the migration
+/// `kept_list`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = list_chunks)]
+pub(crate) struct KeptRow {
+    pub from_id: String,
+    pub below_id: Option<String>,
+    pub epoch: i64,
+    pub seq: i64,
+    pub orders: i64,
+    pub digest: i64,
+    pub kept_at: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = list_chunks)]
+pub(crate) struct KeptInsert<'a> {
+    pub from_id: &'a str,
+    pub below_id: Option<&'a str>,
+    pub epoch: i64,
+    pub seq: i64,
+    pub orders: i64,
+    pub digest: i64,
+    pub body: &'a [u8],
+    pub kept_at: i64,
 }
 
 #[derive(Debug, Insertable)]

@@ -10,11 +10,12 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::models::{
-    IdempotencyInsert, IdempotencyRow, ItemInsert, ItemRow, OrderInsert, OrderRow,
+    IdempotencyInsert, IdempotencyRow, ItemInsert, ItemRow, KeptInsert, KeptRow, OrderInsert,
+    OrderRow,
 };
 use crate::pool::{MysqlConn, SqliteConn};
 use crate::schema::{
-    change_head, idempotency_keys, order_changes, order_counts, order_items, orders,
+    change_head, idempotency_keys, list_chunks, order_changes, order_counts, order_items, orders,
 };
 
 /// A row of the orders list before rendering: enough to find a cached
@@ -135,6 +136,40 @@ pub(crate) trait Queries: Send {
         floor: Option<&str>,
         ceiling: Option<&str>,
     ) -> impl Future<Output = QueryResult<Vec<ItemRow>>> + Send;
+
+    /// Every kept chunk of the full list, without bodies.
+    fn kept_index(&mut self) -> impl Future<Output = QueryResult<Vec<KeptRow>>> + Send;
+    /// (from_id, body) of the kept chunks with `lowest <= from_id <=
+    /// highest`, newest first.
+    fn kept_bodies(
+        &mut self,
+        lowest: &str,
+        highest: &str,
+    ) -> impl Future<Output = QueryResult<Vec<(String, Vec<u8>)>>> + Send;
+    /// Deletes the kept chunk at `from_id` unless it is as of a seq after
+    /// `seq` in `epoch`.
+    fn drop_kept(
+        &mut self,
+        from_id: &str,
+        epoch: i64,
+        seq: i64,
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+    /// Inserts a kept chunk unless one is at its `from_id`.
+    fn keep_chunk(
+        &mut self,
+        row: &KeptInsert<'_>,
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+    /// Moves the kept chunk at `from_id` to `seq`, if it still holds
+    /// `digest` as of `old_seq`.
+    fn bump_kept(
+        &mut self,
+        from_id: &str,
+        digest: i64,
+        old_seq: i64,
+        seq: i64,
+        kept_at: i64,
+    ) -> impl Future<Output = QueryResult<usize>> + Send;
+    fn delete_all_kept(&mut self) -> impl Future<Output = QueryResult<usize>> + Send;
 
     fn add_to_count(
         &mut self,
@@ -402,6 +437,68 @@ macro_rules! impl_queries {
                     query = query.filter(order_items::order_id.lt(ceiling));
                 }
                 query.load(self).await
+            }
+
+            async fn kept_index(&mut self) -> QueryResult<Vec<KeptRow>> {
+                list_chunks::table
+                    .select(KeptRow::as_select())
+                    .order(list_chunks::from_id.desc())
+                    .load(self)
+                    .await
+            }
+
+            async fn kept_bodies(
+                &mut self,
+                lowest: &str,
+                highest: &str,
+            ) -> QueryResult<Vec<(String, Vec<u8>)>> {
+                list_chunks::table
+                    .filter(list_chunks::from_id.ge(lowest))
+                    .filter(list_chunks::from_id.le(highest))
+                    .order(list_chunks::from_id.desc())
+                    .select((list_chunks::from_id, list_chunks::body))
+                    .load(self)
+                    .await
+            }
+
+            async fn drop_kept(&mut self, from_id: &str, epoch: i64, seq: i64) -> QueryResult<usize> {
+                diesel::delete(
+                    list_chunks::table
+                        .filter(list_chunks::from_id.eq(from_id))
+                        .filter(list_chunks::epoch.ne(epoch).or(list_chunks::seq.le(seq))),
+                )
+                .execute(self)
+                .await
+            }
+
+            async fn keep_chunk(&mut self, row: &KeptInsert<'_>) -> QueryResult<usize> {
+                diesel::insert_or_ignore_into(list_chunks::table)
+                    .values(row)
+                    .execute(self)
+                    .await
+            }
+
+            async fn bump_kept(
+                &mut self,
+                from_id: &str,
+                digest: i64,
+                old_seq: i64,
+                seq: i64,
+                kept_at: i64,
+            ) -> QueryResult<usize> {
+                diesel::update(
+                    list_chunks::table
+                        .filter(list_chunks::from_id.eq(from_id))
+                        .filter(list_chunks::digest.eq(digest))
+                        .filter(list_chunks::seq.eq(old_seq)),
+                )
+                .set((list_chunks::seq.eq(seq), list_chunks::kept_at.eq(kept_at)))
+                .execute(self)
+                .await
+            }
+
+            async fn delete_all_kept(&mut self) -> QueryResult<usize> {
+                diesel::delete(list_chunks::table).execute(self).await
             }
 
             async fn add_to_count(&mut self, status: &str, shard: i16, delta: i64) -> QueryResult<usize> {

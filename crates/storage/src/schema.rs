@@ -68,6 +68,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    list_chunks (from_id) {
+        from_id -> Text,
+        below_id -> Nullable<Text>,
+        epoch -> BigInt,
+        seq -> BigInt,
+        orders -> BigInt,
+        digest -> BigInt,
+        body -> Binary,
+        kept_at -> BigInt,
+    }
+}
+
 diesel::joinable!(order_items -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -77,5 +90,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     order_changes,
     change_head,
-    api_keys
+    api_keys,
+    list_chunks
 );

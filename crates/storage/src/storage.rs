@@ -13,7 +13,7 @@ use domain::{
 };
 
 use crate::fragments::{DEFAULT_BUDGET_BYTES, Fragments};
-use crate::full_list::{FullListConfig, FullLists};
+use crate::full_list::{FullListConfig, FullListStats, FullLists};
 use crate::pool::Pools;
 use crate::{DatabaseUrl, StorageError, ops};
 
@@ -103,6 +103,26 @@ impl Storage {
         let storage = self.clone();
         self.spawned(BULK_BUDGET, async move { ops::count(&storage).await })
             .await
+    }
+
+    /// Where the chunks of the full list came from, since the start.
+    pub fn full_list_stats(&self) -> FullListStats {
+        self.inner.full_lists.stats()
+    }
+
+    /// Waits, at most `wait`, for the full list's keeper to finish writing
+    /// the list to the database, so that the next process to start loads
+    /// it instead of walking the tables; whether it finished. A stopping
+    /// server calls it last.
+    pub async fn full_list_kept(&self, wait: Duration) -> bool {
+        self.inner.full_lists.kept(wait).await
+    }
+
+    /// Runs `task` on the runtime that connected, detached.
+    pub(crate) fn spawn_detached(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner
+            .runtime
+            .spawn(tracing::Instrument::in_current_span(task));
     }
 
     pub(crate) fn pools(&self) -> &Pools {

@@ -1,6 +1,8 @@
 //! Bringing a full list up to date inside one read transaction: nothing
 //! when the change log has not moved, the chunks that the new changes
-//! touched when it has, or a walk of the whole table in chunks.
+//! touched when it has; with no list held (or one the log cannot bring up
+//! to date), the chunks kept in the database (`kept`) and a walk of the
+//! ids above them.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -12,9 +14,10 @@ use bytes::Bytes;
 use domain::Item;
 use domain::parts::{ListPart, ResidentPart};
 
-use super::FullListConfig;
 use super::chunks::{Chunk, SPLIT_ABOVE, Snapshot, TARGET_ORDERS, covering};
+use super::kept::{self, Rest};
 use super::spool::Spool;
+use super::{FullListConfig, Stats};
 use crate::StorageError;
 use crate::changes::SEEDED;
 use crate::models::{ItemRow, OrderRow};
@@ -22,7 +25,7 @@ use crate::queries::Queries;
 
 /// Past this many changes since the held list, the table is walked again:
 /// reading the log would cost about as much.
-const MAX_CHANGES: i64 = 50_000;
+pub(super) const MAX_CHANGES: i64 = 50_000;
 
 /// How long ago a refresh's last statement finished. A refresh is cut when
 /// no statement has finished for a read's wait, not when it has run that
@@ -44,7 +47,7 @@ impl Progress {
         }
     }
 
-    async fn after<T>(
+    pub(super) async fn after<T>(
         &self,
         statement: impl Future<Output = diesel::QueryResult<T>>,
     ) -> Result<T, StorageError> {
@@ -87,13 +90,13 @@ pub(crate) enum Refreshed {
 }
 
 /// Where new chunks go: memory while the budget lasts, then the spool.
-struct Placer<'a> {
+pub(super) struct Placer<'a> {
     spool: &'a Arc<Spool>,
     resident_left: usize,
 }
 
 impl Placer<'_> {
-    fn chunk(
+    pub(super) fn chunk(
         &mut self,
         floor: Option<String>,
         orders: usize,
@@ -120,23 +123,35 @@ impl Placer<'_> {
     }
 }
 
+/// What a refresh needs besides its connection.
+pub(super) struct Context<'a> {
+    pub config: &'a FullListConfig,
+    pub spool: &'a Arc<Spool>,
+    pub progress: &'a Progress,
+    pub stats: &'a Stats,
+}
+
 pub(crate) async fn refresh<C: Queries>(
     conn: &mut C,
     previous: Option<&Snapshot>,
-    config: &FullListConfig,
-    spool: &Arc<Spool>,
-    progress: &Progress,
+    context: &Context<'_>,
 ) -> Result<Refreshed, StorageError> {
+    let (config, spool, progress) = (context.config, context.spool, context.progress);
     let (epoch, seq) = progress.after(conn.change_head()).await?;
-    let chunks = match previous {
+    let mut from_log = None;
+    match previous {
         Some(held) if held.epoch == epoch && held.seq == seq => return Ok(Refreshed::Unchanged),
         Some(held) if held.epoch == epoch && held.seq < seq && seq - held.seq <= MAX_CHANGES => {
-            match touched(conn, held, seq, progress).await? {
-                Some(touched) => update(conn, held, &touched, config, spool, progress).await?,
-                None => walk(conn, config, spool, progress).await?,
+            let seqs = vec![held.seq; held.chunks.len()];
+            if let Some(touched) = touched(conn, &held.chunks, &seqs, seq, progress).await? {
+                from_log = Some(update(conn, &held.chunks, &touched, context).await?);
             }
         }
-        _ => walk(conn, config, spool, progress).await?,
+        _ => {}
+    }
+    let chunks = match from_log {
+        Some(chunks) => chunks,
+        None => cold(conn, epoch, seq, context).await?,
     };
     let chunks = respool(chunks, spool)?;
     let snapshot =
@@ -144,37 +159,97 @@ pub(crate) async fn refresh<C: Queries>(
     Ok(Refreshed::New(snapshot))
 }
 
-/// The indices of the held chunks that the changes after `held.seq` (up
-/// to `seq`) touched; `None` when the log cannot say (pruned past the held
-/// list, or a change of every order).
+/// With no list held that the log can bring up to date: the kept chunks
+/// that fit together, the ids above them walked, then the chunks that
+/// changed since they were kept read again.
+async fn cold<C: Queries>(
+    conn: &mut C,
+    epoch: i64,
+    seq: i64,
+    context: &Context<'_>,
+) -> Result<Vec<Arc<Chunk>>, StorageError> {
+    let (config, spool, progress, stats) = (
+        context.config,
+        context.spool,
+        context.progress,
+        context.stats,
+    );
+    let mut placer = Placer {
+        spool,
+        resident_left: config.memory_budget,
+    };
+    let loaded = if config.keep {
+        kept::load(conn, epoch, seq, &mut placer, progress).await?
+    } else {
+        kept::Loaded::nothing()
+    };
+    let mut chunks = match &loaded.rest {
+        Rest::Nothing => Vec::new(),
+        Rest::Everything => walk(conn, None, &mut placer, progress).await?,
+        Rest::From(floor) => walk(conn, Some(floor), &mut placer, progress).await?,
+    };
+    stats.walked(chunks.len());
+    stats.loaded(loaded.chunks.len());
+    let mut seqs = vec![seq; chunks.len()];
+    chunks.extend(loaded.chunks);
+    seqs.extend(loaded.seqs);
+    if seqs.iter().all(|&kept_at| kept_at == seq) {
+        return Ok(chunks);
+    }
+    match touched(conn, &chunks, &seqs, seq, progress).await? {
+        Some(touched) => update(conn, &chunks, &touched, context).await,
+        None => {
+            drop(chunks);
+            let mut placer = Placer {
+                spool,
+                resident_left: config.memory_budget,
+            };
+            let chunks = walk(conn, None, &mut placer, progress).await?;
+            stats.walked(chunks.len());
+            Ok(chunks)
+        }
+    }
+}
+
+/// The indices of `chunks` that the changes after each one's seq (in
+/// `seqs`) up to `seq` touched; `None` when the log cannot say (pruned
+/// past a chunk, or a change of every order).
 async fn touched<C: Queries>(
     conn: &mut C,
-    held: &Snapshot,
+    chunks: &[Arc<Chunk>],
+    seqs: &[i64],
     seq: i64,
     progress: &Progress,
 ) -> Result<Option<BTreeSet<usize>>, StorageError> {
+    let since = seqs.iter().copied().min().unwrap_or(seq);
+    if seq - since > MAX_CHANGES {
+        return Ok(None);
+    }
     let changes = progress
-        .after(conn.changes_since(held.seq, seq - held.seq))
+        .after(conn.changes_since(since, seq - since))
         .await?;
     // Seqs are consecutive (one per committed write; a rolled-back write
     // takes its bump of the head with it), so a gap means pruned rows.
-    let complete = changes.len() as i64 == seq - held.seq
-        && changes
-            .first()
-            .is_some_and(|(first, _, _)| *first == held.seq + 1);
+    let complete = changes.len() as i64 == seq - since
+        && (since == seq
+            || changes
+                .first()
+                .is_some_and(|(first, _, _)| *first == since + 1));
     if !complete {
         return Ok(None);
     }
     let mut touched = BTreeSet::new();
-    for (_, order_id, kind) in &changes {
+    for (change_seq, order_id, kind) in &changes {
         let Some(order_id) = order_id else {
             return Ok(None);
         };
-        let index = covering(&held.chunks, order_id);
+        let index = covering(chunks, order_id);
+        // A chunk kept as of a later seq already holds the change.
+        let newer = |index: &usize| seqs[*index] < *change_seq;
         if kind == SEEDED {
             // Every order from `order_id` up may be new.
-            touched.extend(0..=index);
-        } else {
+            touched.extend((0..=index).filter(newer));
+        } else if newer(&index) {
             touched.insert(index);
         }
     }
@@ -185,14 +260,13 @@ async fn touched<C: Queries>(
 /// grew past `SPLIT_ABOVE`).
 async fn update<C: Queries>(
     conn: &mut C,
-    held: &Snapshot,
+    held: &[Arc<Chunk>],
     touched: &BTreeSet<usize>,
-    config: &FullListConfig,
-    spool: &Arc<Spool>,
-    progress: &Progress,
+    context: &Context<'_>,
 ) -> Result<Vec<Arc<Chunk>>, StorageError> {
+    let (config, spool, progress) = (context.config, context.spool, context.progress);
+    context.stats.reread(touched.len());
     let kept_resident: usize = held
-        .chunks
         .iter()
         .enumerate()
         .filter(|(index, _)| !touched.contains(index))
@@ -202,15 +276,15 @@ async fn update<C: Queries>(
         spool,
         resident_left: config.memory_budget.saturating_sub(kept_resident),
     };
-    let mut chunks = Vec::with_capacity(held.chunks.len() + touched.len());
-    for (index, chunk) in held.chunks.iter().enumerate() {
+    let mut chunks = Vec::with_capacity(held.len() + touched.len());
+    for (index, chunk) in held.iter().enumerate() {
         if !touched.contains(&index) {
             chunks.push(Arc::clone(chunk));
             continue;
         }
         let ceiling = index
             .checked_sub(1)
-            .and_then(|before| held.chunks[before].floor.as_deref());
+            .and_then(|before| held[before].floor.as_deref());
         let floor = chunk.floor.as_deref();
         let orders = progress
             .after(conn.orders_in_range(floor, ceiling, None))
@@ -222,7 +296,9 @@ async fn update<C: Queries>(
     Ok(chunks)
 }
 
-/// Every order, newest first, one chunk of `TARGET_ORDERS` at a time.
+/// Every order with an id from `lowest` up (every order for `None`),
+/// newest first, one chunk of `TARGET_ORDERS` at a time; the last chunk
+/// has `lowest` for its floor.
 ///
 /// Rendering a chunk costs about as much as reading it, so chunk N is
 /// rendered on a blocking thread while chunk N+1 is read: the queries stay
@@ -230,57 +306,47 @@ async fn update<C: Queries>(
 /// the walk takes both cores instead of one.
 async fn walk<C: Queries>(
     conn: &mut C,
-    config: &FullListConfig,
-    spool: &Arc<Spool>,
+    lowest: Option<&str>,
+    placer: &mut Placer<'_>,
     progress: &Progress,
 ) -> Result<Vec<Arc<Chunk>>, StorageError> {
-    let mut placer = Placer {
-        spool,
-        resident_left: config.memory_budget,
-    };
     let mut chunks: Vec<Arc<Chunk>> = Vec::new();
     let mut rendering: Option<(Option<String>, Rendering)> = None;
     let mut ceiling: Option<String> = None;
     loop {
         let orders = progress
-            .after(conn.orders_in_range(None, ceiling.as_deref(), Some(TARGET_ORDERS as i64)))
+            .after(conn.orders_in_range(lowest, ceiling.as_deref(), Some(TARGET_ORDERS as i64)))
             .await?;
         let full = orders.len() == TARGET_ORDERS;
         let Some(last) = orders.last() else {
             break;
         };
-        // The oldest chunk covers everything below it.
-        let floor = full.then(|| last.id.clone());
+        // The last chunk covers everything down to `lowest`.
+        let floor = if full {
+            Some(last.id.clone())
+        } else {
+            lowest.map(str::to_owned)
+        };
         let items = progress
             .after(conn.items_in_range(Some(&last.id), ceiling.as_deref()))
             .await?;
         let next = (floor.clone(), Rendering::start(orders, items));
         if let Some((floor, rendered)) = rendering.replace(next) {
-            chunks.push(
-                rendered
-                    .finish()
-                    .await?
-                    .into_one_chunk(floor, &mut placer)?,
-            );
+            chunks.push(rendered.finish().await?.into_one_chunk(floor, placer)?);
         }
-        match floor {
-            Some(floor) => ceiling = Some(floor),
-            None => break,
+        if !full {
+            break;
         }
+        ceiling = floor;
     }
     if let Some((floor, rendered)) = rendering {
-        chunks.push(
-            rendered
-                .finish()
-                .await?
-                .into_one_chunk(floor, &mut placer)?,
-        );
+        chunks.push(rendered.finish().await?.into_one_chunk(floor, placer)?);
     }
     match chunks.last() {
-        // A table of exactly a multiple of TARGET_ORDERS (or empty): the
-        // oldest chunk still needs an open floor.
-        Some(last) if last.floor.is_none() => {}
-        _ => chunks.push(placer.chunk(None, 0, Bytes::new())?),
+        // A range of exactly a multiple of TARGET_ORDERS (or empty): the
+        // last chunk still needs `lowest` for its floor.
+        Some(last) if last.floor.as_deref() == lowest => {}
+        _ => chunks.push(placer.chunk(lowest.map(str::to_owned), 0, Bytes::new())?),
     }
     Ok(chunks)
 }

@@ -15,6 +15,11 @@
 //! `stream_above` bytes is sent as parts and never joined; a smaller one is
 //! one buffer, which the cache layer stores in Redis as before.
 //!
+//! A process that holds no list starts from the chunks kept in the
+//! database (`kept`), as of their own positions in the log, instead of
+//! walking the tables; after each refresh a keeper writes the chunks that
+//! changed there, a second later and off the request's path.
+//!
 //! One refresh runs at a time per process: concurrent requests queue
 //! behind it, holding no connection, and the ones that arrived before it
 //! began take its result. A build never takes more than one connection
@@ -22,17 +27,19 @@
 
 mod build;
 mod chunks;
+mod kept;
 mod spool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use domain::ListDocument;
 
 use crate::transaction::read_transaction;
 use crate::{Storage, StorageError};
-use build::{Progress, Refreshed};
+use build::{Context, Progress, Refreshed};
 use chunks::Snapshot;
 use spool::Spool;
 
@@ -46,6 +53,9 @@ pub struct FullListConfig {
     pub memory_budget: usize,
     /// Where the spool file is made (unlinked at once).
     pub spool_dir: PathBuf,
+    /// Whether the list is kept in the database (`list_chunks`) and
+    /// loaded from there by a process that holds none.
+    pub keep: bool,
 }
 
 impl FullListConfig {
@@ -59,6 +69,7 @@ impl Default for FullListConfig {
             stream_above: Self::DEFAULT_STREAM_ABOVE,
             memory_budget: Self::DEFAULT_MEMORY_BUDGET,
             spool_dir: std::env::temp_dir(),
+            keep: true,
         }
     }
 }
@@ -67,6 +78,61 @@ pub(crate) struct FullLists {
     config: FullListConfig,
     spool: Arc<Spool>,
     held: tokio::sync::Mutex<Held>,
+    stats: Stats,
+    /// Whether a keeper task runs (see `kept::schedule`).
+    keeping: AtomicBool,
+    /// Bumped by each new snapshot, so the keeper knows it has one to write.
+    generation: AtomicU64,
+    /// Told when the keeper stops.
+    idle: tokio::sync::Notify,
+}
+
+/// Chunks of the full list by where they came from, since the start.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FullListStats {
+    /// Rendered from the tables by a walk.
+    pub walked: u64,
+    /// Loaded as kept in the database.
+    pub loaded: u64,
+    /// Read again because the change log said they changed.
+    pub reread: u64,
+    /// Written to the database by the keeper.
+    pub kept: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    walked: AtomicU64,
+    loaded: AtomicU64,
+    reread: AtomicU64,
+    kept: AtomicU64,
+}
+
+impl Stats {
+    fn walked(&self, chunks: usize) {
+        self.walked.fetch_add(chunks as u64, Ordering::Relaxed);
+    }
+
+    fn loaded(&self, chunks: usize) {
+        self.loaded.fetch_add(chunks as u64, Ordering::Relaxed);
+    }
+
+    fn reread(&self, chunks: usize) {
+        self.reread.fetch_add(chunks as u64, Ordering::Relaxed);
+    }
+
+    fn record_kept(&self, kept: kept::Kept) {
+        self.kept.fetch_add(kept.written as u64, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> FullListStats {
+        FullListStats {
+            walked: self.walked.load(Ordering::Relaxed),
+            loaded: self.loaded.load(Ordering::Relaxed),
+            reread: self.reread.load(Ordering::Relaxed),
+            kept: self.kept.load(Ordering::Relaxed),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -83,7 +149,31 @@ impl FullLists {
             spool: Arc::new(Spool::new(config.spool_dir.clone())),
             config,
             held: tokio::sync::Mutex::new(Held::default()),
+            stats: Stats::default(),
+            keeping: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            idle: tokio::sync::Notify::new(),
         }
+    }
+
+    pub(crate) fn stats(&self) -> FullListStats {
+        self.stats.read()
+    }
+
+    /// Waits until no keeper runs, at most `wait`; whether none does.
+    pub(crate) async fn kept(&self, wait: Duration) -> bool {
+        let stopped = async {
+            loop {
+                let idle = self.idle.notified();
+                let mut idle = std::pin::pin!(idle);
+                idle.as_mut().enable();
+                if !self.keeping.load(Ordering::Acquire) {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(wait, stopped).await.is_ok()
     }
 }
 
@@ -102,16 +192,15 @@ pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError
     // Cut only when it stops making progress (see `Progress`): readers
     // wait at most a read's wait, the walk as long as it moves.
     let progress = Progress::new();
+    let context = Context {
+        config: &lists.config,
+        spool: &lists.spool,
+        progress: &progress,
+        stats: &lists.stats,
+    };
     let refresh = async {
         read_transaction!(storage.pools(), |conn| {
-            build::refresh(
-                conn,
-                previous.as_deref(),
-                &lists.config,
-                &lists.spool,
-                &progress,
-            )
-            .await
+            build::refresh(conn, previous.as_deref(), &context).await
         })
     };
     let refreshed = progress.watch(storage.budget(), refresh).await?;
@@ -123,6 +212,8 @@ pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError
             "full list rebuilt"
         );
         held.snapshot = Some(Arc::new(snapshot));
+        lists.generation.fetch_add(1, Ordering::AcqRel);
+        kept::schedule(storage);
     }
     held.checked_at = Some(began);
     let snapshot = held.snapshot.as_ref().expect("a refresh leaves a snapshot");

@@ -18,7 +18,8 @@ use crate::{Storage, StorageError};
 pub(crate) const ORDERS_PER_INSERT: usize = 5_000;
 pub(crate) const ITEMS_PER_INSERT: usize = 8_000;
 
-/// Deletes every order, item, count and idempotency key in one transaction.
+/// Deletes every order, item, count, idempotency key and kept list chunk
+/// in one transaction.
 pub(crate) async fn reset(storage: &Storage) -> Result<ResetOutcome, StorageError> {
     let outcome = write_transaction!(storage.pools(), |conn| {
         // Items first and explicitly, to count them.
@@ -26,6 +27,7 @@ pub(crate) async fn reset(storage: &Storage) -> Result<ResetOutcome, StorageErro
         let orders = conn.delete_all_orders().await?;
         conn.delete_all_idempotency().await?;
         conn.clear_counts().await?;
+        conn.delete_all_kept().await?;
         changes::record(conn, Change::Reset, Timestamp::now().as_millis()).await?;
         Ok(ResetOutcome {
             orders: orders as u64,

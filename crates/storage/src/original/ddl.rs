@@ -8,7 +8,7 @@ use super::layout::{MIGRATIONS_TABLE, OUR_TABLES, RECORD};
 
 /// `migrations/mysql`, in order, as (name, up.sql). A test checks this
 /// list against the embedded migrations.
-pub(crate) const MYSQL_MIGRATIONS: [(&str, &str); 3] = [
+pub(crate) const MYSQL_MIGRATIONS: [(&str, &str); 4] = [
     (
         "2025-11-25-000001_create_orders",
         include_str!("../../../../migrations/mysql/2025-11-25-000001_create_orders/up.sql"),
@@ -20,6 +20,10 @@ pub(crate) const MYSQL_MIGRATIONS: [(&str, &str); 3] = [
     (
         "2026-12-03-000001_api_keys",
         include_str!("../../../../migrations/mysql/2026-12-03-000001_api_keys/up.sql"),
+    ),
+    (
+        "2026-12-03-000002_kept_list",
+        include_str!("../../../../migrations/mysql/2026-12-03-000002_kept_list/up.sql"),
     ),
 ];
 

@@ -7,7 +7,7 @@ use std::fmt;
 /// Diesel's record of the migrations run; its presence makes a database ours.
 pub(crate) const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 /// Our tables, as `migrations/*` create them.
-pub(crate) const OUR_TABLES: [&str; 7] = [
+pub(crate) const OUR_TABLES: [&str; 8] = [
     "orders",
     "order_items",
     "order_counts",
@@ -15,6 +15,7 @@ pub(crate) const OUR_TABLES: [&str; 7] = [
     "order_changes",
     "change_head",
     "api_keys",
+    "list_chunks",
 ];
 /// The original's two tables.
 pub(crate) const ORIGINAL_ORDERS: &str = "orders";

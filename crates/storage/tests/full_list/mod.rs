@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use domain::{ListBody, ListDocument, ListQuery, OrderId, OrderRepository, OrderStatus};
 use serde_json::Value;
-use storage::{FullListConfig, Storage};
+use storage::{FullListConfig, FullListStats, Storage};
 
 use crate::support::TestDb;
 
@@ -22,6 +22,7 @@ fn parts_and_spool(dir: &std::path::Path) -> FullListConfig {
         stream_above: 64 * 1024,
         memory_budget: 2 * 1024 * 1024,
         spool_dir: dir.to_path_buf(),
+        keep: true,
     }
 }
 
@@ -56,15 +57,157 @@ fn well_formed(list: &Value) -> Vec<String> {
     ids
 }
 
-/// What an instance that never held a list reads: a walk of the table.
+/// What an instance that never held a list reads from the tables alone: a
+/// walk.
 async fn walked(db: &TestDb) -> Vec<u8> {
     let fresh = db
         .another_instance(FullListConfig {
             stream_above: usize::MAX,
+            keep: false,
             ..FullListConfig::default()
         })
         .await;
-    full(&fresh).await.to_bytes().unwrap().to_vec()
+    let bytes = full(&fresh).await.to_bytes().unwrap().to_vec();
+    assert_eq!(fresh.full_list_stats().loaded, 0);
+    bytes
+}
+
+/// The list of an instance that has just started, with what it read and
+/// then kept.
+async fn fresh_list(db: &TestDb, spool: &std::path::Path) -> (Vec<u8>, FullListStats) {
+    let fresh = db.another_instance(parts_and_spool(spool)).await;
+    let bytes = full(&fresh).await.to_bytes().unwrap().to_vec();
+    assert!(fresh.full_list_kept(Duration::from_secs(30)).await);
+    (bytes, fresh.full_list_stats())
+}
+
+/// Lists on `storage` and waits for its keeper to write the list.
+async fn list_and_keep(storage: &Storage) -> FullListStats {
+    full(storage).await;
+    assert!(
+        storage.full_list_kept(Duration::from_secs(30)).await,
+        "the keeper never finished"
+    );
+    storage.full_list_stats()
+}
+
+/// Status changes and deletes spread over the table, and `creates` new
+/// orders; returns the ids left.
+async fn writes_everywhere(storage: &Storage, ids: &[String], round: usize, creates: usize) {
+    for (n, id) in ids.iter().enumerate().skip(round * 7 + 1).step_by(3_001) {
+        let id = order_id(id);
+        if n % 2 == 0 {
+            storage
+                .update_status(id, OrderStatus::Shipped, None)
+                .await
+                .unwrap();
+        } else {
+            assert!(storage.delete(id).await.unwrap(), "{id}");
+        }
+    }
+    for n in 0..creates {
+        storage
+            .create(
+                crate::new_order(&format!("kept {round} {n}"), &[("Pen", 1)]),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The list kept in the database spares a new instance the walk: it loads
+/// the kept chunks and reads again only those the log says changed since
+/// they were kept (each as of its own seq, as the keeper rewrites only
+/// what changed), and its list is the walk's, byte for byte. A seed and a
+/// reset go through the same way.
+pub async fn a_new_instance_starts_from_the_kept_list(db: &TestDb) {
+    let spool = tempfile::tempdir().unwrap();
+    let storage = db.another_instance(parts_and_spool(spool.path())).await;
+    storage.seed(ORDERS).await.unwrap();
+    let ids = ids(&parsed(&full(&storage).await));
+    let kept = list_and_keep(&storage).await;
+    // 20 chunks of 1,000 and the empty oldest one.
+    assert_eq!(kept.kept, 21, "{kept:?}");
+
+    let (bytes, stats) = fresh_list(db, spool.path()).await;
+    assert_eq!(bytes, walked(db).await);
+    assert_eq!((stats.walked, stats.loaded, stats.reread), (0, 21, 0));
+
+    let mut kept_before = kept.kept;
+    for round in 0..3 {
+        writes_everywhere(&storage, &ids, round, 300).await;
+        let (bytes, stats) = fresh_list(db, spool.path()).await;
+        assert_eq!(bytes, walked(db).await, "round {round}");
+        assert_eq!(stats.walked, 0, "round {round}: {stats:?}");
+        assert!(stats.loaded >= 21, "round {round}: {stats:?}");
+        // Seven chunks had a status change or a delete, plus the newest.
+        assert!((1..=8).contains(&stats.reread), "round {round}: {stats:?}");
+        // The fresh instance's keeper wrote what changed; the first's
+        // finds nothing more to write.
+        assert!(
+            (1..=9).contains(&stats.kept),
+            "round {round}: only what changed is written again: {stats:?}"
+        );
+        let kept = list_and_keep(&storage).await;
+        assert_eq!(kept.kept, kept_before, "round {round}: {kept:?}");
+        kept_before = kept.kept;
+    }
+
+    storage.seed(3_000).await.unwrap();
+    let (bytes, stats) = fresh_list(db, spool.path()).await;
+    assert_eq!(bytes, walked(db).await);
+    assert_eq!(stats.walked, 0, "{stats:?}");
+    assert_eq!(stats.reread, 1, "only the newest chunk: {stats:?}");
+
+    storage.reset().await.unwrap();
+    let (bytes, stats) = fresh_list(db, spool.path()).await;
+    assert_eq!(&bytes[..], b"{\"total_orders\":0,\"orders\":[]}");
+    assert_eq!(stats.loaded, 0, "a reset drops the kept list: {stats:?}");
+}
+
+/// Kept chunks that do not fit together (a keeper cut short, another
+/// walk's bounds) or whose body does not match its digest are not used: the ids above the
+/// last good one are walked, the list is still the walk's, and the next
+/// keeper writes what was missing.
+pub async fn kept_chunks_missing_or_damaged_are_walked_again(db: &TestDb) {
+    let spool = tempfile::tempdir().unwrap();
+    let storage = db.another_instance(parts_and_spool(spool.path())).await;
+    storage.seed(ORDERS).await.unwrap();
+    let ids = ids(&parsed(&full(&storage).await));
+    list_and_keep(&storage).await;
+    // Chunk n of a walk holds ids[1000n..1000n + 1000], its floor the last.
+    let floor = |chunk: usize| &ids[chunk * 1000 + 999];
+    db.execute(&format!(
+        "DELETE FROM list_chunks WHERE from_id IN ('{}', '{}')",
+        floor(0),
+        floor(1)
+    ))
+    .await;
+    let fresh = db.another_instance(parts_and_spool(spool.path())).await;
+    let bytes = full(&fresh).await.to_bytes().unwrap().to_vec();
+    assert_eq!(bytes, walked(db).await);
+    let stats = fresh.full_list_stats();
+    assert_eq!((stats.walked, stats.loaded), (2, 19), "{stats:?}");
+    let kept = list_and_keep(&fresh).await;
+    assert_eq!(kept.kept, 2, "the missing ones are written: {kept:?}");
+
+    db.execute(&format!(
+        "UPDATE list_chunks SET digest = digest + 1 WHERE from_id = '{}'",
+        floor(4)
+    ))
+    .await;
+    let fresh = db.another_instance(parts_and_spool(spool.path())).await;
+    let bytes = full(&fresh).await.to_bytes().unwrap().to_vec();
+    assert_eq!(bytes, walked(db).await);
+    let stats = fresh.full_list_stats();
+    // Chunks 5 to 19 and the empty oldest one are used; 0 to 4 walked.
+    assert_eq!((stats.walked, stats.loaded), (5, 16), "{stats:?}");
+
+    assert!(fresh.full_list_kept(Duration::from_secs(30)).await);
+    let (bytes, stats) = fresh_list(db, spool.path()).await;
+    assert_eq!(bytes, walked(db).await);
+    assert_eq!((stats.walked, stats.loaded), (0, 21), "repaired: {stats:?}");
 }
 
 fn order_id(text: &str) -> OrderId {

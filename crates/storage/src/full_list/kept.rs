@@ -1,0 +1,400 @@
+//! The full list kept in the database (`list_chunks`): each chunk's body
+//! as of a change-log seq. A process that holds no list loads them and
+//! re-reads only the chunks the log says changed since, instead of walking
+//! both tables (at 100,000 orders a walk is 0.5-0.8 s here, a load of the
+//! kept 32 MB a fraction of that); every instance shares them.
+//!
+//! Rows written by different processes need not fit together (each walk
+//! draws its own chunk bounds), so a load takes the chain of rows that
+//! starts at the oldest chunk and goes up while each row's `below_id` is
+//! the next row's `from_id`, and walks the tables above the chain. The
+//! keeper writes oldest first, so a keeper cut short (a process stopped)
+//! leaves a chain that later loads use.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use domain::Timestamp;
+
+use super::build::{MAX_CHANGES, Placer, Progress};
+use super::chunks::{Chunk, Snapshot};
+use crate::models::{KeptInsert, KeptRow};
+use crate::queries::Queries;
+use crate::transaction::{with_connection, write_transaction};
+use crate::{Storage, StorageError};
+
+/// How long the keeper waits after a refresh before writing, so that the
+/// refreshes of a burst of writes are written once.
+const KEEP_PAUSE: Duration = Duration::from_secs(1);
+
+/// Bodies per transaction: on SQLite a keeper's transaction holds the
+/// write lock, so it stays about as short as an order write's.
+const KEEP_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Bodies per statement when loading.
+const LOAD_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// A kept chunk the list still matches is moved to the list's seq once it
+/// is this many changes behind, or this old, so that loads need not read
+/// far back in the log (a load falls back to a walk past `MAX_CHANGES`,
+/// and the log is pruned after a day).
+const BUMP_AFTER_CHANGES: i64 = MAX_CHANGES / 5;
+const BUMP_AFTER_MS: i64 = 60 * 60 * 1000;
+
+/// The kept chunks a load could use: newest first, the last one the
+/// oldest chunk, each with the seq its body is as of.
+pub(super) struct Loaded {
+    pub chunks: Vec<Arc<Chunk>>,
+    pub seqs: Vec<i64>,
+    /// What the tables must be walked for.
+    pub rest: Rest,
+}
+
+/// The ids above the loaded chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Rest {
+    /// None: the chunks cover every id.
+    Nothing,
+    /// No chunk could be used.
+    Everything,
+    /// Ids from this one up.
+    From(String),
+}
+
+impl Rest {
+    fn from(id: &str) -> Self {
+        if id.is_empty() {
+            Rest::Everything
+        } else {
+            Rest::From(id.to_owned())
+        }
+    }
+}
+
+impl Loaded {
+    pub(super) fn nothing() -> Self {
+        Self {
+            chunks: Vec::new(),
+            seqs: Vec::new(),
+            rest: Rest::Everything,
+        }
+    }
+}
+
+/// The chain of kept rows from the oldest chunk up, as far as it fits
+/// together and the log can bring it to (`epoch`, `seq`).
+fn chain(index: &[KeptRow], epoch: i64, seq: i64) -> Vec<&KeptRow> {
+    let usable = |row: &KeptRow| {
+        row.epoch == epoch && row.seq <= seq && seq - row.seq <= MAX_CHANGES && row.orders >= 0
+    };
+    let by_from: HashMap<&str, &KeptRow> = index
+        .iter()
+        .filter(|row| usable(row))
+        .map(|row| (row.from_id.as_str(), row))
+        .collect();
+    let mut chain = Vec::new();
+    let mut from = "";
+    while let Some(row) = by_from.get(from) {
+        chain.push(*row);
+        match row.below_id.as_deref() {
+            // Strictly upwards, so a cycle of rows cannot loop.
+            Some(below) if below > from => from = below,
+            _ => break,
+        }
+    }
+    // A chain that ends in a row reaching nowhere valid is cut before it.
+    if let Some(top) = chain.last()
+        && top
+            .below_id
+            .as_deref()
+            .is_some_and(|below| below <= top.from_id.as_str())
+    {
+        chain.pop();
+    }
+    chain.reverse();
+    chain
+}
+
+/// Loads the usable kept chunks, as of positions up to (`epoch`, `seq`),
+/// in the caller's read transaction.
+pub(super) async fn load<C: Queries>(
+    conn: &mut C,
+    epoch: i64,
+    seq: i64,
+    placer: &mut Placer<'_>,
+    progress: &Progress,
+) -> Result<Loaded, StorageError> {
+    let index = progress.after(conn.kept_index()).await?;
+    let chain = chain(&index, epoch, seq);
+    let Some(newest) = chain.first() else {
+        return Ok(Loaded::nothing());
+    };
+    let mut rest = match &newest.below_id {
+        None => Rest::Nothing,
+        Some(below) => Rest::from(below),
+    };
+    let mut chunks = Vec::with_capacity(chain.len());
+    let mut seqs = Vec::with_capacity(chain.len());
+    // Newest first, a few MB per statement: rows not in the chain (another
+    // walk's bounds) may come along and are passed over.
+    let mut batch_start = 0;
+    while batch_start < chain.len() {
+        let mut batch_end = batch_start;
+        let mut bytes = 0usize;
+        while batch_end < chain.len() && (batch_end == batch_start || bytes < LOAD_BATCH_BYTES) {
+            // About 330 bytes an order.
+            bytes += chain[batch_end].orders as usize * 330;
+            batch_end += 1;
+        }
+        let highest = chain[batch_start].from_id.as_str();
+        let lowest = chain[batch_end - 1].from_id.as_str();
+        let bodies = progress.after(conn.kept_bodies(lowest, highest)).await?;
+        let mut bodies: HashMap<String, Vec<u8>> = bodies.into_iter().collect();
+        for row in &chain[batch_start..batch_end] {
+            let Some(body) = bodies.remove(&row.from_id) else {
+                return Err(StorageError::CorruptRow(format!(
+                    "list_chunks row {:?} vanished inside one transaction",
+                    row.from_id
+                )));
+            };
+            let floor = (!row.from_id.is_empty()).then(|| row.from_id.clone());
+            let chunk = placer.chunk(floor, row.orders as usize, Bytes::from(body))?;
+            if chunk.part.digest() as i64 != row.digest {
+                // A damaged row: the chain is cut above it and the rest
+                // walked (and written again by the keeper).
+                tracing::warn!(from_id = %row.from_id, "a kept list chunk does not match its digest");
+                rest = Rest::from(&row.from_id);
+                chunks.clear();
+                seqs.clear();
+                continue;
+            }
+            chunks.push(chunk);
+            seqs.push(row.seq);
+        }
+        batch_start = batch_end;
+    }
+    Ok(Loaded { chunks, seqs, rest })
+}
+
+/// What one round of the keeper did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub written: usize,
+    pub bumped: usize,
+    pub dropped: usize,
+}
+
+/// Writes the chunks of `snapshot` the database does not hold yet, oldest
+/// first, moves the ones it holds but lag behind, and drops rows of other
+/// bounds. Rows another process wrote as of a later seq are left alone.
+pub(crate) async fn keep(storage: &Storage, snapshot: &Snapshot) -> Result<Kept, StorageError> {
+    let index = with_connection!(storage.pools(), |conn| Ok(conn.kept_index().await?))?;
+    let stored: HashMap<&str, &KeptRow> = index
+        .iter()
+        .map(|row| (row.from_id.as_str(), row))
+        .collect();
+    let now = Timestamp::now().as_millis();
+    let (epoch, seq) = (snapshot.epoch, snapshot.seq);
+    let mut writes = Vec::new();
+    let mut bumps = Vec::new();
+    let mut ours = std::collections::HashSet::new();
+    for (index, chunk) in snapshot.chunks.iter().enumerate() {
+        let from = chunk.floor.as_deref().unwrap_or("");
+        ours.insert(from);
+        let below = index
+            .checked_sub(1)
+            .and_then(|above| snapshot.chunks[above].floor.as_deref());
+        let digest = chunk.part.digest() as i64;
+        match stored.get(from) {
+            Some(row)
+                if row.epoch == epoch
+                    && row.below_id.as_deref() == below
+                    && row.digest == digest
+                    && row.orders == chunk.orders as i64 =>
+            {
+                if row.seq < seq
+                    && (seq - row.seq > BUMP_AFTER_CHANGES || now - row.kept_at > BUMP_AFTER_MS)
+                {
+                    bumps.push((from, digest, row.seq));
+                }
+            }
+            // Written as of a later seq, by another process.
+            Some(row) if row.epoch == epoch && row.seq > seq => {}
+            _ => writes.push((from, below, Arc::clone(chunk))),
+        }
+    }
+    let drops: Vec<&str> = index
+        .iter()
+        .map(|row| row.from_id.as_str())
+        .filter(|from| !ours.contains(from))
+        .collect();
+    let mut kept = Kept::default();
+    // Oldest first: a keeper cut short leaves a chain a load can use.
+    let mut writes = writes.into_iter().rev().peekable();
+    while writes.peek().is_some() {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(write) = writes.next_if(|_| batch.is_empty() || bytes < KEEP_BATCH_BYTES) {
+            bytes += write.2.part.len();
+            batch.push(write);
+        }
+        let bodies = read_bodies(
+            batch
+                .iter()
+                .map(|(_, _, chunk)| Arc::clone(chunk))
+                .collect(),
+        )
+        .await?;
+        let rows: Vec<KeptInsert<'_>> = batch
+            .iter()
+            .zip(&bodies)
+            .map(|((from, below, chunk), body)| KeptInsert {
+                from_id: from,
+                below_id: *below,
+                epoch,
+                seq,
+                orders: chunk.orders as i64,
+                digest: chunk.part.digest() as i64,
+                body,
+                kept_at: now,
+            })
+            .collect();
+        kept.written += write_transaction!(storage.pools(), |conn| {
+            let mut written = 0;
+            for row in &rows {
+                conn.drop_kept(row.from_id, epoch, seq).await?;
+                written += conn.keep_chunk(row).await?;
+            }
+            Ok(written)
+        })?;
+    }
+    if !bumps.is_empty() || !drops.is_empty() {
+        let (bumped, dropped) = write_transaction!(storage.pools(), |conn| {
+            let mut bumped = 0;
+            for (from, digest, old_seq) in &bumps {
+                bumped += conn.bump_kept(from, *digest, *old_seq, seq, now).await?;
+            }
+            let mut dropped = 0;
+            for from in &drops {
+                dropped += conn.drop_kept(from, epoch, seq).await?;
+            }
+            Ok((bumped, dropped))
+        })?;
+        kept.bumped = bumped;
+        kept.dropped = dropped;
+    }
+    Ok(kept)
+}
+
+/// The chunks' bytes, read off the async threads (spooled parts are in a
+/// file).
+async fn read_bodies(chunks: Vec<Arc<Chunk>>) -> Result<Vec<Bytes>, StorageError> {
+    tokio::task::spawn_blocking(move || {
+        chunks
+            .iter()
+            .map(|chunk| chunk.part.read().map_err(StorageError::Spool))
+            .collect()
+    })
+    .await
+    .map_err(StorageError::Task)?
+}
+
+/// Starts the keeper after a refresh, unless it runs already: it pauses,
+/// writes the list the process holds then, and goes on while refreshes
+/// came meanwhile.
+pub(super) fn schedule(storage: &Storage) {
+    let lists = storage.full_lists();
+    if !lists.config.keep || lists.keeping.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let storage = storage.clone();
+    storage.clone().spawn_detached(async move {
+        let lists = storage.full_lists();
+        loop {
+            tokio::time::sleep(KEEP_PAUSE).await;
+            let generation = lists.generation.load(Ordering::Acquire);
+            let snapshot = lists.held.lock().await.snapshot.clone();
+            if let Some(snapshot) = snapshot {
+                match keep(&storage, &snapshot).await {
+                    Ok(kept) => {
+                        lists.stats.record_kept(kept);
+                        tracing::debug!(
+                            seq = snapshot.seq,
+                            written = kept.written,
+                            bumped = kept.bumped,
+                            dropped = kept.dropped,
+                            "full list kept"
+                        );
+                    }
+                    Err(error) => tracing::warn!(%error, "keeping the full list failed"),
+                }
+            }
+            lists.keeping.store(false, Ordering::Release);
+            // A refresh that came after `generation` was read either saw
+            // the flag still set (and left the writing to this task) or
+            // starts a keeper of its own.
+            if lists.generation.load(Ordering::Acquire) == generation
+                || lists.keeping.swap(true, Ordering::AcqRel)
+            {
+                lists.idle.notify_waiters();
+                break;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(from: &str, below: Option<&str>, seq: i64) -> KeptRow {
+        KeptRow {
+            from_id: from.to_owned(),
+            below_id: below.map(str::to_owned),
+            epoch: 7,
+            seq,
+            orders: 1,
+            digest: 0,
+            kept_at: 0,
+        }
+    }
+
+    fn froms(chain: &[&KeptRow]) -> Vec<String> {
+        chain.iter().map(|row| row.from_id.clone()).collect()
+    }
+
+    #[test]
+    fn the_chain_goes_up_from_the_oldest_chunk_while_rows_fit() {
+        let whole = [
+            row("m", None, 5),
+            row("f", Some("m"), 5),
+            row("", Some("f"), 3),
+        ];
+        assert_eq!(froms(&chain(&whole, 7, 9)), ["m", "f", ""]);
+
+        // Another walk's bounds above "f": the chain stops at "f" and the
+        // rest is walked.
+        let mixed = [
+            row("n", None, 5),
+            row("f", Some("m"), 5),
+            row("", Some("f"), 3),
+        ];
+        assert_eq!(froms(&chain(&mixed, 7, 9)), ["f", ""]);
+
+        // No oldest chunk: nothing.
+        assert!(chain(&[row("f", None, 5)], 7, 9).is_empty());
+        // Another epoch, a seq past the head, or too far behind the log.
+        assert!(chain(&whole, 8, 9).is_empty());
+        assert_eq!(froms(&chain(&whole, 7, 4)), [""]);
+        assert_eq!(
+            froms(&chain(&whole, 7, 5 + MAX_CHANGES)),
+            Vec::<String>::new()
+        );
+        // A row reaching downwards is not followed.
+        let cycle = [row("f", Some(""), 5), row("", Some("f"), 5)];
+        assert_eq!(froms(&chain(&cycle, 7, 9)), [""]);
+    }
+}
