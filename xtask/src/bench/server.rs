@@ -168,6 +168,24 @@ impl ServerProcess {
         self.kill();
     }
 
+    /// Stops the server as a deployment does, with SIGTERM, and waits up to
+    /// `wait` for it to exit (killing it then): a stopping server finishes
+    /// keeping its full list in the database, which the next one loads.
+    pub async fn stop_gracefully(mut self, wait: Duration) {
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        let began = std::time::Instant::now();
+        while terminated && began.elapsed() < wait {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.kill();
+    }
+
     fn kill(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();

@@ -185,8 +185,8 @@ async fn cold<C: Queries>(
     };
     let mut chunks = match &loaded.rest {
         Rest::Nothing => Vec::new(),
-        Rest::Everything => walk(conn, None, &mut placer, progress).await?,
-        Rest::From(floor) => walk(conn, Some(floor), &mut placer, progress).await?,
+        Rest::Everything => walk(conn, None, None, &mut placer, progress).await?,
+        Rest::From(floor) => walk(conn, Some(floor), None, &mut placer, progress).await?,
     };
     stats.walked(chunks.len());
     stats.loaded(loaded.chunks.len());
@@ -204,7 +204,7 @@ async fn cold<C: Queries>(
                 spool,
                 resident_left: config.memory_budget,
             };
-            let chunks = walk(conn, None, &mut placer, progress).await?;
+            let chunks = walk(conn, None, None, &mut placer, progress).await?;
             stats.walked(chunks.len());
             Ok(chunks)
         }
@@ -256,8 +256,10 @@ async fn touched<C: Queries>(
     Ok(Some(touched))
 }
 
-/// The held chunks with the touched ones read again (and split when they
-/// grew past `SPLIT_ABOVE`).
+/// The held chunks with the touched ones read again: as one chunk, or,
+/// when one grew past `SPLIT_ABOVE` (new orders land in the newest; a seed
+/// of 900,000 does too), walked in chunks of `TARGET_ORDERS`, so that a
+/// re-read holds no more rows at once than a walk does.
 async fn update<C: Queries>(
     conn: &mut C,
     held: &[Arc<Chunk>],
@@ -287,16 +289,21 @@ async fn update<C: Queries>(
             .and_then(|before| held[before].floor.as_deref());
         let floor = chunk.floor.as_deref();
         let orders = progress
-            .after(conn.orders_in_range(floor, ceiling, None))
+            .after(conn.orders_in_range(floor, ceiling, Some(SPLIT_ABOVE as i64 + 1)))
             .await?;
+        if orders.len() > SPLIT_ABOVE {
+            drop(orders);
+            chunks.extend(walk(conn, floor, ceiling, &mut placer, progress).await?);
+            continue;
+        }
         let items = progress.after(conn.items_in_range(floor, ceiling)).await?;
         let rendered = Rendered::new(orders, items)?;
-        chunks.extend(rendered.into_chunks(chunk.floor.clone(), &mut placer)?);
+        chunks.push(rendered.into_one_chunk(chunk.floor.clone(), &mut placer)?);
     }
     Ok(chunks)
 }
 
-/// Every order with an id from `lowest` up (every order for `None`),
+/// Every order with `lowest <= id < highest` (open ends for `None`),
 /// newest first, one chunk of `TARGET_ORDERS` at a time; the last chunk
 /// has `lowest` for its floor.
 ///
@@ -307,12 +314,13 @@ async fn update<C: Queries>(
 async fn walk<C: Queries>(
     conn: &mut C,
     lowest: Option<&str>,
+    highest: Option<&str>,
     placer: &mut Placer<'_>,
     progress: &Progress,
 ) -> Result<Vec<Arc<Chunk>>, StorageError> {
     let mut chunks: Vec<Arc<Chunk>> = Vec::new();
     let mut rendering: Option<(Option<String>, Rendering)> = None;
-    let mut ceiling: Option<String> = None;
+    let mut ceiling: Option<String> = highest.map(str::to_owned);
     loop {
         let orders = progress
             .after(conn.orders_in_range(lowest, ceiling.as_deref(), Some(TARGET_ORDERS as i64)))
@@ -399,10 +407,7 @@ fn respool(chunks: Vec<Arc<Chunk>>, spool: &Arc<Spool>) -> Result<Vec<Arc<Chunk>
 /// Orders rendered into one buffer, newest first, separated by commas.
 struct Rendered {
     body: Bytes,
-    /// Where each order starts and ends in `body`.
-    spans: Vec<(usize, usize)>,
-    /// Each order's id, for the floors of split chunks.
-    ids: Vec<String>,
+    orders: usize,
 }
 
 impl Rendered {
@@ -410,8 +415,7 @@ impl Rendered {
     /// order's items last position first (as `items_in_range` reads them).
     fn new(orders: Vec<OrderRow>, items: Vec<ItemRow>) -> Result<Self, StorageError> {
         let mut body = Vec::with_capacity(orders.len() * 330);
-        let mut spans = Vec::with_capacity(orders.len());
-        let mut ids = Vec::with_capacity(orders.len());
+        let count = orders.len();
         let mut items = items.into_iter().peekable();
         for row in orders {
             // Items of orders outside the list (none, with the foreign
@@ -422,19 +426,15 @@ impl Rendered {
                 own.push(item.into_item());
             }
             own.reverse();
-            ids.push(row.id.clone());
             let order = row.into_order(own)?;
-            if !spans.is_empty() {
+            if !body.is_empty() {
                 body.push(b',');
             }
-            let start = body.len();
             serde_json::to_writer(&mut body, &order).expect("an order always serialises");
-            spans.push((start, body.len()));
         }
         Ok(Self {
             body: Bytes::from(body),
-            spans,
-            ids,
+            orders: count,
         })
     }
 
@@ -443,33 +443,6 @@ impl Rendered {
         floor: Option<String>,
         placer: &mut Placer<'_>,
     ) -> Result<Arc<Chunk>, StorageError> {
-        let orders = self.spans.len();
-        placer.chunk(floor, orders, self.body)
-    }
-
-    /// One chunk, or pieces of `TARGET_ORDERS` when there are more than
-    /// `SPLIT_ABOVE`; the last piece keeps `floor`.
-    fn into_chunks(
-        self,
-        floor: Option<String>,
-        placer: &mut Placer<'_>,
-    ) -> Result<Vec<Arc<Chunk>>, StorageError> {
-        if self.spans.len() <= SPLIT_ABOVE {
-            return Ok(vec![self.into_one_chunk(floor, placer)?]);
-        }
-        let pieces = self.spans.len().div_ceil(TARGET_ORDERS);
-        let mut chunks = Vec::with_capacity(pieces);
-        for piece in 0..pieces {
-            let first = piece * TARGET_ORDERS;
-            let last = ((piece + 1) * TARGET_ORDERS).min(self.spans.len()) - 1;
-            let piece_floor = if piece + 1 == pieces {
-                floor.clone()
-            } else {
-                Some(self.ids[last].clone())
-            };
-            let bytes = self.body.slice(self.spans[first].0..self.spans[last].1);
-            chunks.push(placer.chunk(piece_floor, last - first + 1, bytes)?);
-        }
-        Ok(chunks)
+        placer.chunk(floor, self.orders, self.body)
     }
 }
