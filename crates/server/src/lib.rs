@@ -295,11 +295,13 @@ pub async fn run_on(
     served
 }
 
-/// How long a stopping process waits for the full list's keeper to write
-/// what it holds (see `storage::Storage::full_list_kept`); a keeper cut
-/// short leaves what it wrote usable. `TimeoutStopSec=40s` covers it.
-const KEEP_BEFORE_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a stopping process waits for the full list's refresh in
+/// progress and its keeper (see `storage::Storage::full_list_kept`): at
+/// 1,000,000 orders a walk and the writing of 320 MB take about that long
+/// here; a keeper cut short leaves what it wrote usable. With the 3 s of
+/// `SETTLE_BEFORE_EXIT`, `TimeoutStopSec=60s` covers it.
+const KEEP_BEFORE_EXIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How long a stopping process goes on trying to repair a dirty cache
-/// (see `CachedRepository::settle`); `TimeoutStopSec=40s` covers it.
+/// (see `CachedRepository::settle`); `TimeoutStopSec=60s` covers it.
 const SETTLE_BEFORE_EXIT: std::time::Duration = std::time::Duration::from_secs(3);

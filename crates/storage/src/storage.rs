@@ -110,10 +110,10 @@ impl Storage {
         self.inner.full_lists.stats()
     }
 
-    /// Waits, at most `wait`, for the full list's keeper to finish writing
-    /// the list to the database, so that the next process to start loads
-    /// it instead of walking the tables; whether it finished. A stopping
-    /// server calls it last.
+    /// Waits, at most `wait`, for the full list's refresh in progress and
+    /// its keeper to finish writing the list to the database, so that the
+    /// next process to start loads it instead of walking the tables;
+    /// whether they finished. A stopping server calls it last.
     pub async fn full_list_kept(&self, wait: Duration) -> bool {
         self.inner.full_lists.kept(wait).await
     }

@@ -73,6 +73,7 @@ both_backends!(
     full_list_follows_the_change_log,
     a_new_instance_starts_from_the_kept_list,
     kept_chunks_missing_or_damaged_are_walked_again,
+    a_stopping_instance_keeps_the_list_it_is_building,
     a_write_during_a_full_list_build_is_seen_next,
     a_walk_longer_than_a_readers_wait_still_serves_the_next,
     a_streamed_list_is_one_snapshot,

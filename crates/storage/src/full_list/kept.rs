@@ -314,7 +314,8 @@ pub(super) fn schedule(storage: &Storage) {
     storage.clone().spawn_detached(async move {
         let lists = storage.full_lists();
         loop {
-            tokio::time::sleep(KEEP_PAUSE).await;
+            // A stopping process does not wait for more refreshes.
+            let _ = tokio::time::timeout(KEEP_PAUSE, lists.hurry.notified()).await;
             let generation = lists.generation.load(Ordering::Acquire);
             let snapshot = lists.held.lock().await.snapshot.clone();
             if let Some(snapshot) = snapshot {

@@ -85,6 +85,8 @@ pub(crate) struct FullLists {
     generation: AtomicU64,
     /// Told when the keeper stops.
     idle: tokio::sync::Notify,
+    /// Told when the process stops: the keeper writes without its pause.
+    hurry: tokio::sync::Notify,
 }
 
 /// Chunks of the full list by where they came from, since the start.
@@ -153,6 +155,7 @@ impl FullLists {
             keeping: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             idle: tokio::sync::Notify::new(),
+            hurry: tokio::sync::Notify::new(),
         }
     }
 
@@ -160,9 +163,14 @@ impl FullLists {
         self.stats.read()
     }
 
-    /// Waits until no keeper runs, at most `wait`; whether none does.
+    /// Waits until the refresh in progress, if any, has ended and its
+    /// keeper has written it, at most `wait`; whether they did.
     pub(crate) async fn kept(&self, wait: Duration) -> bool {
         let stopped = async {
+            // A refresh holds `held` to its end, and schedules its keeper
+            // before letting go.
+            drop(self.held.lock().await);
+            self.hurry.notify_one();
             loop {
                 let idle = self.idle.notified();
                 let mut idle = std::pin::pin!(idle);

@@ -166,6 +166,27 @@ pub async fn a_new_instance_starts_from_the_kept_list(db: &TestDb) {
     assert_eq!(stats.loaded, 0, "a reset drops the kept list: {stats:?}");
 }
 
+/// A stopping instance waits for the walk in progress and its keeper:
+/// the next instance then loads the list instead of walking it again.
+pub async fn a_stopping_instance_keeps_the_list_it_is_building(db: &TestDb) {
+    let spool = tempfile::tempdir().unwrap();
+    db.storage.seed(ORDERS).await.unwrap();
+    let storage = db.another_instance(parts_and_spool(spool.path())).await;
+    let walking = {
+        let storage = storage.clone();
+        tokio::spawn(async move { full(&storage).await })
+    };
+    // Well inside the walk of 20,000 orders.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(storage.full_list_kept(Duration::from_secs(30)).await);
+    assert!(walking.is_finished(), "the walk was not waited for");
+    let kept = storage.full_list_stats();
+    assert_eq!((kept.walked, kept.kept), (21, 21), "{kept:?}");
+    let (bytes, stats) = fresh_list(db, spool.path()).await;
+    assert_eq!(bytes, walked(db).await);
+    assert_eq!((stats.walked, stats.loaded), (0, 21), "{stats:?}");
+}
+
 /// Kept chunks that do not fit together (a keeper cut short, another
 /// walk's bounds) or whose body does not match its digest are not used: the ids above the
 /// last good one are walked, the list is still the walk's, and the next
