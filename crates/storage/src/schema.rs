@@ -76,8 +76,8 @@ diesel::table! {
         seq -> BigInt,
         orders -> BigInt,
         digest -> BigInt,
-        body -> Binary,
         kept_at -> BigInt,
+        body -> Binary,
     }
 }
 

@@ -3,6 +3,8 @@
 -- from the log instead of walking both tables. They are a cache of the
 -- orders: rows that do not fit together, or that the log cannot bring up
 -- to date, are walked again and rewritten.
+-- body is the last column: SQLite reads a row's columns in order, and a
+-- column after a 320 KB body would make every read of the index walk it.
 CREATE TABLE list_chunks (
     -- the lowest id the chunk covers; '' for the oldest chunk, which
     -- covers everything below
@@ -16,9 +18,9 @@ CREATE TABLE list_chunks (
     orders BIGINT NOT NULL,
     -- xxh3 of body, so a writer rewrites only what changed
     digest BIGINT NOT NULL,
-    -- the orders' JSON joined by commas
-    body LONGBLOB NOT NULL,
     -- epoch milliseconds of the last write of seq
     kept_at BIGINT NOT NULL,
+    -- the orders' JSON joined by commas
+    body LONGBLOB NOT NULL,
     PRIMARY KEY (from_id)
 ) ENGINE = InnoDB;
