@@ -45,7 +45,7 @@ pub(crate) struct KeptRow {
     pub below_id: Option<String>,
     pub epoch: i64,
     pub seq: i64,
-    pub orders: i64,
+    pub order_count: i64,
     pub digest: i64,
     pub kept_at: i64,
 }
@@ -57,7 +57,7 @@ pub(crate) struct KeptInsert<'a> {
     pub below_id: Option<&'a str>,
     pub epoch: i64,
     pub seq: i64,
-    pub orders: i64,
+    pub order_count: i64,
     pub digest: i64,
     pub body: &'a [u8],
     pub kept_at: i64,

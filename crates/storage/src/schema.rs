@@ -74,7 +74,7 @@ diesel::table! {
         below_id -> Nullable<Text>,
         epoch -> BigInt,
         seq -> BigInt,
-        orders -> BigInt,
+        order_count -> BigInt,
         digest -> BigInt,
         kept_at -> BigInt,
         body -> Binary,

@@ -15,7 +15,7 @@ CREATE TABLE list_chunks (
     -- the change_head epoch and seq the body is the range's orders at
     epoch BIGINT NOT NULL,
     seq BIGINT NOT NULL,
-    orders BIGINT NOT NULL,
+    order_count BIGINT NOT NULL,
     -- xxh3 of body, so a writer rewrites only what changed
     digest BIGINT NOT NULL,
     -- epoch milliseconds of the last write of seq

@@ -88,7 +88,7 @@ impl Loaded {
 /// together and the log can bring it to (`epoch`, `seq`).
 fn chain(index: &[KeptRow], epoch: i64, seq: i64) -> Vec<&KeptRow> {
     let usable = |row: &KeptRow| {
-        row.epoch == epoch && row.seq <= seq && seq - row.seq <= MAX_CHANGES && row.orders >= 0
+        row.epoch == epoch && row.seq <= seq && seq - row.seq <= MAX_CHANGES && row.order_count >= 0
     };
     let by_from: HashMap<&str, &KeptRow> = index
         .iter()
@@ -146,7 +146,7 @@ pub(super) async fn load<C: Queries>(
         let mut bytes = 0usize;
         while batch_end < chain.len() && (batch_end == batch_start || bytes < LOAD_BATCH_BYTES) {
             // About 330 bytes an order.
-            bytes += chain[batch_end].orders as usize * 330;
+            bytes += chain[batch_end].order_count as usize * 330;
             batch_end += 1;
         }
         let highest = chain[batch_start].from_id.as_str();
@@ -161,7 +161,7 @@ pub(super) async fn load<C: Queries>(
                 )));
             };
             let floor = (!row.from_id.is_empty()).then(|| row.from_id.clone());
-            let chunk = placer.chunk(floor, row.orders as usize, Bytes::from(body))?;
+            let chunk = placer.chunk(floor, row.order_count as usize, Bytes::from(body))?;
             if chunk.part.digest() as i64 != row.digest {
                 // A damaged row: the chain is cut above it and the rest
                 // walked (and written again by the keeper).
@@ -213,7 +213,7 @@ pub(crate) async fn keep(storage: &Storage, snapshot: &Snapshot) -> Result<Kept,
                 if row.epoch == epoch
                     && row.below_id.as_deref() == below
                     && row.digest == digest
-                    && row.orders == chunk.orders as i64 =>
+                    && row.order_count == chunk.orders as i64 =>
             {
                 if row.seq < seq
                     && (seq - row.seq > BUMP_AFTER_CHANGES || now - row.kept_at > BUMP_AFTER_MS)
@@ -256,7 +256,7 @@ pub(crate) async fn keep(storage: &Storage, snapshot: &Snapshot) -> Result<Kept,
                 below_id: *below,
                 epoch,
                 seq,
-                orders: chunk.orders as i64,
+                order_count: chunk.orders as i64,
                 digest: chunk.part.digest() as i64,
                 body,
                 kept_at: now,
@@ -357,7 +357,7 @@ mod tests {
             below_id: below.map(str::to_owned),
             epoch: 7,
             seq,
-            orders: 1,
+            order_count: 1,
             digest: 0,
             kept_at: 0,
         }
