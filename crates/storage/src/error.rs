@@ -57,6 +57,11 @@ pub enum StorageError {
     /// queued ahead of it (see `write_gate`): a bigger pool would not help.
     #[error("no turn to write in time: other SQLite writes were queued ahead")]
     WriteQueue,
+    /// The full list's refresh this request queued behind failed, and
+    /// began after the request arrived: trying again at once would fail
+    /// the same way.
+    #[error("the full-list refresh this request waited for failed")]
+    RefreshFailed { unavailable: bool },
     /// Writing or reading the file a large list is spooled to.
     #[error("the list spool file failed")]
     Spool(#[source] std::io::Error),
@@ -118,9 +123,10 @@ impl StorageError {
         }
     }
 
-    fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         match self {
             Self::Pool(_) | Self::Connect(_) | Self::Timeout | Self::WriteQueue => true,
+            Self::RefreshFailed { unavailable } => *unavailable,
             // SQLite's busy_timeout ran out: the database is overloaded.
             Self::Query(DieselError::DatabaseError(_, info))
                 if info.message().contains("database is locked") =>

@@ -50,7 +50,8 @@ impl StorageConfig {
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long the bulk admin operations (seed, reset) may take before their
-/// caller is told the database is unavailable.
+/// caller is told the database is unavailable, and a full list at most
+/// (it is cut sooner once its refresh stops moving).
 const BULK_BUDGET: Duration = Duration::from_secs(120);
 
 /// The orders store on SQLite or MySQL/MariaDB. Cloning is cheap and every
@@ -193,11 +194,15 @@ impl OrderRepository for Storage {
         query: ListQuery,
     ) -> impl Future<Output = Result<ListDocument, RepoError>> + Send {
         let storage = self.clone();
-        // A full list that waits longer (behind a walk of a huge table)
-        // answers 503 while the walk goes on and serves the next readers.
-        self.spawned(self.inner.budget, async move {
-            ops::list(&storage, query).await
-        })
+        // A full list waits as long as the refresh it queues behind moves
+        // (a walk of a huge table), which `full_list` watches; this only
+        // bounds the whole.
+        let budget = if query.is_full() {
+            BULK_BUDGET
+        } else {
+            self.inner.budget
+        };
+        self.spawned(budget, async move { ops::list(&storage, query).await })
     }
 
     fn update_status(

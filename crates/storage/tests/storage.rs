@@ -75,12 +75,21 @@ both_backends!(
     kept_chunks_missing_or_damaged_are_walked_again,
     a_stopping_instance_keeps_the_list_it_is_building,
     a_write_during_a_full_list_build_is_seen_next,
-    a_walk_longer_than_a_readers_wait_still_serves_the_next,
+    a_walk_longer_than_a_readers_wait_serves_its_readers,
     a_streamed_list_is_one_snapshot,
     a_slow_reader_holds_back_no_write,
     concurrent_creates_with_one_key_make_one_order,
     concurrent_writers_all_succeed,
 );
+
+// SQLite's readers never wait for a lock (WAL): a stall takes MySQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn readers_behind_a_stalled_refresh_are_answered_on_mysql() {
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    readers_behind_a_stalled_refresh_are_answered(&db).await;
+}
 
 pub fn new_order(customer: &str, items: &[(&str, i64)]) -> NewOrder {
     NewOrder::new(

@@ -57,7 +57,7 @@ impl Progress {
         Ok(result?)
     }
 
-    fn quiet_for(&self) -> Duration {
+    pub(super) fn quiet_for(&self) -> Duration {
         let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
         self.began.elapsed().saturating_sub(last)
     }

@@ -30,6 +30,10 @@ use crate::{Storage, StorageError};
 /// refreshes of a burst of writes are written once.
 const KEEP_PAUSE: Duration = Duration::from_secs(1);
 
+/// Bytes of changed chunks a round rewrites at most (see `plan`): the
+/// whole list at 100,000 orders in 16 rounds, at 1,000,000 in 160.
+const KEEP_ROUND_BYTES: usize = 2 * 1024 * 1024;
+
 /// Bodies per transaction: on SQLite a keeper's transaction holds the
 /// write lock, so it stays about as short as an order write's.
 const KEEP_BATCH_BYTES: usize = 1024 * 1024;
@@ -185,21 +189,47 @@ pub(crate) struct Kept {
     pub written: usize,
     pub bumped: usize,
     pub dropped: usize,
+    /// Rows left behind their chunk for a later round (over the budget).
+    pub left: usize,
 }
 
-/// Writes the chunks of `snapshot` the database does not hold yet, oldest
-/// first, moves the ones it holds but lag behind, and drops rows of other
-/// bounds. Rows another process wrote as of a later seq are left alone.
-pub(crate) async fn keep(storage: &Storage, snapshot: &Snapshot) -> Result<Kept, StorageError> {
-    let index = with_connection!(storage.pools(), |conn| Ok(conn.kept_index().await?))?;
+/// What one round writes, given the rows the database holds.
+#[derive(Debug, Default)]
+struct Plan<'a> {
+    /// (from, below, chunk), newest first.
+    writes: Vec<(&'a str, Option<&'a str>, Arc<Chunk>)>,
+    /// (from, digest, the row's seq): rows that match, moved to the
+    /// snapshot's seq.
+    bumps: Vec<(&'a str, i64, i64)>,
+    /// Rows of bounds the snapshot does not have.
+    drops: Vec<&'a str>,
+    left: usize,
+}
+
+/// Which chunks of `snapshot` to write over the rows in `index`.
+///
+/// A chunk whose row is missing or does not fit the snapshot's bounds is
+/// written: without it, a load's chain stops there and the rest is walked.
+/// A chunk whose row fits but whose orders changed since is optional: the
+/// row is true as of its seq, and a load re-reads what the log says
+/// changed. Those are written stalest first, up to `budget` bytes a round
+/// (all with `None`): rewriting every changed chunk each second wrote the
+/// whole list, 32 MB at 100,000 orders, every second under steady writes,
+/// holding SQLite's write lock for it and leaving MariaDB that much undo
+/// to purge and pages to flush.
+fn plan<'a>(
+    index: &'a [KeptRow],
+    snapshot: &'a Snapshot,
+    now: i64,
+    budget: Option<usize>,
+) -> Plan<'a> {
     let stored: HashMap<&str, &KeptRow> = index
         .iter()
         .map(|row| (row.from_id.as_str(), row))
         .collect();
-    let now = Timestamp::now().as_millis();
     let (epoch, seq) = (snapshot.epoch, snapshot.seq);
-    let mut writes = Vec::new();
-    let mut bumps = Vec::new();
+    let mut plan = Plan::default();
+    let mut changed = Vec::new();
     let mut ours = std::collections::HashSet::new();
     for (index, chunk) in snapshot.chunks.iter().enumerate() {
         let from = chunk.floor.as_deref().unwrap_or("");
@@ -208,30 +238,68 @@ pub(crate) async fn keep(storage: &Storage, snapshot: &Snapshot) -> Result<Kept,
             .checked_sub(1)
             .and_then(|above| snapshot.chunks[above].floor.as_deref());
         let digest = chunk.part.digest() as i64;
+        let write = (from, below, Arc::clone(chunk));
         match stored.get(from) {
-            Some(row)
-                if row.epoch == epoch
-                    && row.below_id.as_deref() == below
-                    && row.digest == digest
-                    && row.order_count == chunk.orders as i64 =>
-            {
-                if row.seq < seq
+            Some(row) if row.epoch == epoch && row.below_id.as_deref() == below => {
+                if row.seq > seq {
+                    // Written as of a later seq, by another process.
+                } else if row.digest != digest || row.order_count != chunk.orders as i64 {
+                    changed.push((row.seq, write));
+                } else if row.seq < seq
                     && (seq - row.seq > BUMP_AFTER_CHANGES || now - row.kept_at > BUMP_AFTER_MS)
                 {
-                    bumps.push((from, digest, row.seq));
+                    plan.bumps.push((from, digest, row.seq));
                 }
             }
-            // Written as of a later seq, by another process.
+            // Another process's epoch or bounds, but as of a later seq.
             Some(row) if row.epoch == epoch && row.seq > seq => {}
-            _ => writes.push((from, below, Arc::clone(chunk))),
+            _ => plan.writes.push(write),
         }
     }
-    let drops: Vec<&str> = index
+    changed.sort_by_key(|(row_seq, _)| *row_seq);
+    let mut spent = 0;
+    for (_, write) in changed {
+        let len = write.2.part.len();
+        // One at least, however large.
+        if budget.is_some_and(|budget| spent > 0 && spent + len > budget) {
+            plan.left += 1;
+            continue;
+        }
+        spent += len;
+        plan.writes.push(write);
+    }
+    // Newest first, as the snapshot's chunks are (floors descending).
+    plan.writes.sort_by(|(a, _, _), (b, _, _)| b.cmp(a));
+    plan.drops = index
         .iter()
         .map(|row| row.from_id.as_str())
         .filter(|from| !ours.contains(from))
         .collect();
-    let mut kept = Kept::default();
+    plan
+}
+
+/// Writes the chunks of `snapshot` the database does not hold yet, oldest
+/// first, and those that changed since it did, up to `budget` bytes (see
+/// `plan`); moves the ones it holds that lag behind, and drops rows of
+/// other bounds.
+pub(crate) async fn keep(
+    storage: &Storage,
+    snapshot: &Snapshot,
+    budget: Option<usize>,
+) -> Result<Kept, StorageError> {
+    let index = with_connection!(storage.pools(), |conn| Ok(conn.kept_index().await?))?;
+    let now = Timestamp::now().as_millis();
+    let (epoch, seq) = (snapshot.epoch, snapshot.seq);
+    let Plan {
+        writes,
+        bumps,
+        drops,
+        left,
+    } = plan(&index, snapshot, now, budget);
+    let mut kept = Kept {
+        left,
+        ..Kept::default()
+    };
     // Oldest first: a keeper cut short leaves a chain a load can use.
     let mut writes = writes.into_iter().rev().peekable();
     while writes.peek().is_some() {
@@ -315,23 +383,33 @@ pub(super) fn schedule(storage: &Storage) {
         let lists = storage.full_lists();
         loop {
             // A stopping process does not wait for more refreshes.
-            let _ = tokio::time::timeout(KEEP_PAUSE, lists.hurry.notified()).await;
+            if !lists.hurrying.load(Ordering::Acquire) {
+                let _ = tokio::time::timeout(KEEP_PAUSE, lists.hurry.notified()).await;
+            }
+            // Once told to hurry, everything the list lacks is written.
+            let budget = (!lists.hurrying.load(Ordering::Acquire)).then_some(KEEP_ROUND_BYTES);
             let generation = lists.generation.load(Ordering::Acquire);
             let snapshot = lists.held.lock().await.snapshot.clone();
+            let mut left = 0;
             if let Some(snapshot) = snapshot {
-                match keep(&storage, &snapshot).await {
+                match keep(&storage, &snapshot, budget).await {
                     Ok(kept) => {
                         lists.stats.record_kept(kept);
+                        left = kept.left;
                         tracing::debug!(
                             seq = snapshot.seq,
                             written = kept.written,
                             bumped = kept.bumped,
                             dropped = kept.dropped,
+                            left = kept.left,
                             "full list kept"
                         );
                     }
                     Err(error) => tracing::warn!(%error, "keeping the full list failed"),
                 }
+            }
+            if left > 0 {
+                continue;
             }
             lists.keeping.store(false, Ordering::Release);
             // A refresh that came after `generation` was read either saw
@@ -361,6 +439,78 @@ mod tests {
             digest: 0,
             kept_at: 0,
         }
+    }
+
+    fn chunk(floor: Option<&str>, body: &'static [u8]) -> Arc<Chunk> {
+        Arc::new(Chunk {
+            floor: floor.map(str::to_owned),
+            orders: 1,
+            part: Arc::new(domain::parts::ResidentPart::new(Bytes::from_static(body))),
+            resident: true,
+            spooled: None,
+        })
+    }
+
+    fn stored(chunk: &Chunk, below: Option<&str>, seq: i64, digest: Option<i64>) -> KeptRow {
+        KeptRow {
+            digest: digest.unwrap_or(chunk.part.digest() as i64),
+            ..row(chunk.floor.as_deref().unwrap_or(""), below, seq)
+        }
+    }
+
+    fn written<'a>(plan: &Plan<'a>) -> Vec<&'a str> {
+        plan.writes.iter().map(|(from, _, _)| *from).collect()
+    }
+
+    #[test]
+    fn a_round_writes_what_breaks_the_chain_and_the_stalest_changes_within_its_budget() {
+        let chunks = vec![
+            chunk(Some("p"), &[b'p'; 100]),
+            chunk(Some("k"), &[b'k'; 100]),
+            chunk(Some("f"), &[b'f'; 100]),
+            chunk(None, &[b'o'; 100]),
+        ];
+        let snapshot = Snapshot::new(7, 20, chunks.clone(), usize::MAX).unwrap();
+        let index = [
+            // "p" is missing; "k" and "f" changed since seq 4 and 3; the
+            // oldest matches; "z" is not a bound of this list.
+            stored(&chunks[1], Some("p"), 4, Some(1)),
+            stored(&chunks[2], Some("k"), 3, Some(2)),
+            stored(&chunks[3], Some("f"), 20, None),
+            row("z", None, 20),
+        ];
+        let first = super::plan(&index, &snapshot, 0, Some(150));
+        assert_eq!(
+            written(&first),
+            ["p", "f"],
+            "the missing one, then the stalest"
+        );
+        assert_eq!(first.left, 1);
+        assert_eq!(first.drops, ["z"]);
+        assert!(first.bumps.is_empty());
+
+        let all = super::plan(&index, &snapshot, 0, None);
+        assert_eq!(written(&all), ["p", "k", "f"]);
+        assert_eq!(all.left, 0);
+
+        // A changed chunk larger than the whole budget still goes, alone.
+        let one = super::plan(&index, &snapshot, 0, Some(10));
+        assert_eq!((written(&one), one.left), (vec!["p", "f"], 1));
+
+        // Bounds that differ break the chain: written whatever the budget.
+        // A row another process wrote as of a later seq is left alone, and
+        // a matching row far behind the log is moved up.
+        let index = [
+            stored(&chunks[0], None, 20, None),
+            stored(&chunks[1], Some("q"), 10, None),
+            stored(&chunks[2], Some("x"), 25, None),
+            stored(&chunks[3], Some("f"), 20 - BUMP_AFTER_CHANGES - 1, None),
+        ];
+        let plan = super::plan(&index, &snapshot, 0, Some(0));
+        assert_eq!(written(&plan), ["k"]);
+        assert_eq!(plan.bumps.len(), 1);
+        assert_eq!(plan.bumps[0].0, "");
+        assert_eq!(plan.left, 0);
     }
 
     fn froms(chain: &[&KeptRow]) -> Vec<String> {

@@ -22,8 +22,12 @@
 //!
 //! One refresh runs at a time per process: concurrent requests queue
 //! behind it, holding no connection, and the ones that arrived before it
-//! began take its result. A build never takes more than one connection
-//! from the pool, whatever the number of readers, so writes keep theirs.
+//! began take its result, or its failure. A reader waits as long as the
+//! refresh it queues behind keeps moving (a walk of 1,000,000 orders takes
+//! longer than any one read may), and hears that the database is
+//! unavailable once no statement of it has finished for a read's wait. A
+//! build never takes more than one connection from the pool, whatever the
+//! number of readers, so writes keep theirs.
 
 mod build;
 mod chunks;
@@ -87,6 +91,11 @@ pub(crate) struct FullLists {
     idle: tokio::sync::Notify,
     /// Told when the process stops: the keeper writes without its pause.
     hurry: tokio::sync::Notify,
+    /// Set then, for good: the keeper writes everything, without pauses.
+    hurrying: AtomicBool,
+    /// The refresh in progress, for the readers queued behind it to tell
+    /// whether it still moves.
+    moving: std::sync::Mutex<Option<Arc<Progress>>>,
 }
 
 /// Chunks of the full list by where they came from, since the start.
@@ -143,6 +152,36 @@ struct Held {
     /// When the last refresh began: every write acknowledged before then
     /// is in `snapshot`.
     checked_at: Option<Instant>,
+    /// The last refresh that failed. Readers that arrived before it began
+    /// take its failure rather than each trying again in turn, which with
+    /// the database gone would keep the last of many queued readers
+    /// waiting for all the others' attempts.
+    failed: Option<Failed>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failed {
+    began: Instant,
+    /// For want of the database (a 503), not a fault in a query (a 500).
+    unavailable: bool,
+}
+
+/// Marks a refresh as the one in progress while it lives.
+struct Moving<'a> {
+    lists: &'a FullLists,
+}
+
+impl<'a> Moving<'a> {
+    fn start(lists: &'a FullLists, progress: Arc<Progress>) -> Self {
+        *lists.moving.lock().expect("never poisoned") = Some(progress);
+        Self { lists }
+    }
+}
+
+impl Drop for Moving<'_> {
+    fn drop(&mut self) {
+        *self.lists.moving.lock().expect("never poisoned") = None;
+    }
 }
 
 impl FullLists {
@@ -156,6 +195,32 @@ impl FullLists {
             generation: AtomicU64::new(0),
             idle: tokio::sync::Notify::new(),
             hurry: tokio::sync::Notify::new(),
+            hurrying: AtomicBool::new(false),
+            moving: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The held list, once the refresh in progress (if any) has ended; an
+    /// error once none of its statements has finished for `step`.
+    async fn queue(
+        &self,
+        step: Duration,
+    ) -> Result<tokio::sync::MutexGuard<'_, Held>, StorageError> {
+        let lock = self.held.lock();
+        let mut lock = std::pin::pin!(lock);
+        loop {
+            let quiet = self
+                .moving
+                .lock()
+                .expect("never poisoned")
+                .as_ref()
+                .map_or(Duration::ZERO, |progress| progress.quiet_for());
+            if quiet >= step {
+                return Err(StorageError::Timeout);
+            }
+            if let Ok(held) = tokio::time::timeout(step - quiet, &mut lock).await {
+                return Ok(held);
+            }
         }
     }
 
@@ -170,6 +235,7 @@ impl FullLists {
             // A refresh holds `held` to its end, and schedules its keeper
             // before letting go.
             drop(self.held.lock().await);
+            self.hurrying.store(true, Ordering::Release);
             self.hurry.notify_one();
             loop {
                 let idle = self.idle.notified();
@@ -189,17 +255,25 @@ impl FullLists {
 pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError> {
     let lists = storage.full_lists();
     let arrived = Instant::now();
-    let mut held = lists.held.lock().await;
+    let mut held = lists.queue(storage.budget()).await?;
     if let (Some(snapshot), Some(checked_at)) = (&held.snapshot, held.checked_at)
         && checked_at >= arrived
     {
         return Ok(snapshot.document.clone());
     }
+    if let Some(failed) = held.failed
+        && failed.began >= arrived
+    {
+        return Err(StorageError::RefreshFailed {
+            unavailable: failed.unavailable,
+        });
+    }
     let began = Instant::now();
     let previous = held.snapshot.clone();
-    // Cut only when it stops making progress (see `Progress`): readers
-    // wait at most a read's wait, the walk as long as it moves.
-    let progress = Progress::new();
+    // Cut only when it stops making progress (see `Progress`): the walk
+    // runs as long as it moves, and so do the readers behind it.
+    let progress = Arc::new(Progress::new());
+    let moving = Moving::start(lists, progress.clone());
     let context = Context {
         config: &lists.config,
         spool: &lists.spool,
@@ -211,7 +285,18 @@ pub(crate) async fn read(storage: &Storage) -> Result<ListDocument, StorageError
             build::refresh(conn, previous.as_deref(), &context).await
         })
     };
-    let refreshed = progress.watch(storage.budget(), refresh).await?;
+    let refreshed = progress.watch(storage.budget(), refresh).await;
+    drop(moving);
+    let refreshed = match refreshed {
+        Ok(refreshed) => refreshed,
+        Err(error) => {
+            held.failed = Some(Failed {
+                began,
+                unavailable: error.is_unavailable(),
+            });
+            return Err(error);
+        }
+    };
     if let Refreshed::New(snapshot) = refreshed {
         tracing::debug!(
             seq = snapshot.seq,

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{ListBody, ListDocument, ListQuery, OrderId, OrderRepository, OrderStatus};
+use diesel_async::SimpleAsyncConnection;
+use domain::{ListBody, ListDocument, ListQuery, OrderId, OrderRepository, OrderStatus, RepoError};
 use serde_json::Value;
 use storage::{FullListConfig, FullListStats, Storage};
 
@@ -330,31 +331,73 @@ pub async fn a_write_during_a_full_list_build_is_seen_next(db: &TestDb) {
     assert_eq!(listed.len() as u64, ORDERS + 1);
 }
 
-/// A cold walk that takes longer than a reader waits still finishes: the
-/// readers that gave up got their error, and a later one is served from it
-/// (with the walk bounded as a whole by a reader's wait, a table that
-/// large could never be listed).
-pub async fn a_walk_longer_than_a_readers_wait_still_serves_the_next(db: &TestDb) {
+/// A cold walk that takes longer than any one read may still finishes,
+/// and serves the readers queued behind it: they wait as long as it moves
+/// (with the walk or the readers bounded by a read's wait, a table that
+/// large could never be listed, as 1,000,000 orders on MariaDB were not).
+pub async fn a_walk_longer_than_a_readers_wait_serves_its_readers(db: &TestDb) {
     db.storage.seed(ORDERS).await.unwrap();
     // Reads wait at most 75 ms: far less than a walk of 20,000 orders, far
     // more than one of its statements.
     let storage = db.impatient_instance(Duration::from_millis(25)).await;
     let began = std::time::Instant::now();
+    let first = tokio::spawn({
+        let storage = storage.clone();
+        async move { storage.list(ListQuery::default()).await }
+    });
+    // This one queues behind the walk in progress.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let second = storage.list(ListQuery::default()).await;
+    let first = first.await.unwrap();
     assert!(
-        storage.list(ListQuery::default()).await.is_err(),
+        began.elapsed() > Duration::from_millis(150),
         "the walk fit one reader's wait: the case shows nothing"
     );
-    let listed = loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Ok(list) = storage.list(ListQuery::default()).await {
-            break list;
-        }
+    for listed in [first, second] {
+        let listed = listed.expect("a reader behind a walk that moves is served");
+        assert_eq!(well_formed(&parsed(&listed)).len() as u64, ORDERS);
+    }
+}
+
+/// Readers queued behind a refresh that stops moving (a statement that
+/// never ends) hear that the database is unavailable after about one
+/// read's wait, all of them: not each after the attempts of those ahead.
+/// And the list is served again once the database answers.
+pub async fn readers_behind_a_stalled_refresh_are_answered(db: &TestDb) {
+    db.storage.seed(100).await.unwrap();
+    // Reads wait at most 600 ms.
+    let storage = db.impatient_instance(Duration::from_millis(200)).await;
+    // A write lock on the log's head stalls the refresh's first statement.
+    let mut lock = db.mysql_connection().await;
+    lock.batch_execute("LOCK TABLES change_head WRITE")
+        .await
+        .unwrap();
+    let began = std::time::Instant::now();
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                let result = storage.list(ListQuery::default()).await;
+                (result, began.elapsed())
+            })
+        })
+        .collect();
+    for reader in readers {
+        let (result, took) = reader.await.unwrap();
         assert!(
-            began.elapsed() < Duration::from_secs(60),
-            "no walk ever finished"
+            matches!(result, Err(RepoError::Unavailable(_))),
+            "a stalled refresh is a 503: {result:?}"
         );
-    };
-    assert_eq!(well_formed(&parsed(&listed)).len() as u64, ORDERS);
+        // Two refreshes at most: the one in progress on arrival, and one
+        // that began after (eight in turn would take 4.8 s).
+        assert!(
+            took < Duration::from_millis(2_000),
+            "answered after {took:?}"
+        );
+    }
+    lock.batch_execute("UNLOCK TABLES").await.unwrap();
+    let listed = storage.list(ListQuery::default()).await.unwrap();
+    assert_eq!(well_formed(&parsed(&listed)).len(), 100);
 }
 
 /// Readers racing writers each get one snapshot: a consistent total, no

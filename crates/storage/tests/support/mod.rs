@@ -168,6 +168,17 @@ struct ProcessId {
 }
 
 impl TestDb {
+    /// A connection of the test's own to its MySQL database, to hold locks
+    /// on.
+    pub async fn mysql_connection(&self) -> AsyncMysqlConnection {
+        let Place::Mysql(database) = &self.place else {
+            panic!("only for MySQL");
+        };
+        AsyncMysqlConnection::establish(&database.url())
+            .await
+            .unwrap()
+    }
+
     /// Kills, on the server, every connection to this test's MySQL
     /// database: what a database restart does to a pool.
     pub async fn kill_mysql_connections(&self) {
