@@ -21,6 +21,72 @@ use xxhash_rust::xxh3::xxh3_64;
 /// Garbage allowed beside the live bytes before a rewrite.
 const SLACK_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Read buffers kept for reuse once their bytes are sent, at most this
+/// many bytes of them: a few dozen parts of 320 KB.
+const IDLE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// The buffers parts are read back into. A fresh buffer per read (a
+/// `vec!` of 320 KB) was mapped by the allocator, faulted in and zeroed
+/// page by page, then unmapped with a TLB shootdown once sent: a fifth of
+/// the server's CPU in a `perf` profile of four clients pulling a list of
+/// 1,000,000 orders. Reused, a buffer's pages stay in place.
+static BUFFERS: Buffers = Buffers::new(IDLE_BUFFER_BYTES);
+
+struct Buffers {
+    idle: Mutex<Vec<Vec<u8>>>,
+    limit: usize,
+}
+
+impl Buffers {
+    const fn new(limit: usize) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+
+    /// A buffer of `len` bytes, an idle one if there is one large enough.
+    fn take(&'static self, len: usize) -> Pooled {
+        let mut buffer = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            match idle.iter().position(|buffer| buffer.capacity() >= len) {
+                Some(index) => idle.swap_remove(index),
+                None => idle.pop().unwrap_or_default(),
+            }
+        };
+        // Shrinking keeps the old bytes; they are read over in full.
+        buffer.resize(len, 0);
+        Pooled { buffer, pool: self }
+    }
+
+    fn give_back(&self, buffer: Vec<u8>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let held: usize = idle.iter().map(Vec::capacity).sum();
+        if held + buffer.capacity() <= self.limit {
+            idle.push(buffer);
+        }
+    }
+}
+
+/// A read buffer that goes back to its pool when the last `Bytes` made
+/// from it is dropped.
+struct Pooled {
+    buffer: Vec<u8>,
+    pool: &'static Buffers,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buffer));
+    }
+}
+
 /// Where spooled chunks go.
 pub(crate) struct Spool {
     dir: PathBuf,
@@ -143,9 +209,11 @@ impl ListPart for SpooledPart {
     }
 
     fn read(&self) -> io::Result<Bytes> {
-        let mut buffer = vec![0; self.len];
-        self.file.file.read_exact_at(&mut buffer, self.offset)?;
-        Ok(Bytes::from(buffer))
+        let mut buffer = BUFFERS.take(self.len);
+        self.file
+            .file
+            .read_exact_at(&mut buffer.buffer, self.offset)?;
+        Ok(Bytes::from_owner(buffer))
     }
 
     /// Deflated on first use and spooled too. Two responses asking at once
@@ -186,6 +254,47 @@ mod tests {
         assert!(!a.is_resident());
         // Nothing is left in the directory: the files are unlinked.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn read_buffers_are_reused_and_hold_only_their_part() {
+        static POOL: Buffers = Buffers::new(1000);
+        let first = POOL.take(600);
+        let address = first.buffer.as_ptr();
+        drop(first);
+        let mut shorter = POOL.take(100);
+        assert_eq!(
+            shorter.buffer.as_ptr(),
+            address,
+            "the idle buffer is reused"
+        );
+        assert_eq!(shorter.as_ref().len(), 100);
+        shorter.buffer.fill(b'x');
+        let bytes = Bytes::from_owner(shorter);
+        let slice = bytes.slice(10..20);
+        drop(bytes);
+        assert!(
+            POOL.idle.lock().unwrap().is_empty(),
+            "back only once every slice is dropped"
+        );
+        drop(slice);
+        assert_eq!(POOL.idle.lock().unwrap().len(), 1);
+        // Beyond the limit, buffers are freed instead.
+        let (a, b) = (POOL.take(600), POOL.take(600));
+        drop((a, b));
+        assert_eq!(POOL.idle.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn parts_of_other_lengths_read_back_exactly_through_reused_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Spool::new(dir.path().to_path_buf()));
+        let long = spool.append(&[b'l'; 5000]).unwrap();
+        let short = spool.append(b"short").unwrap();
+        for _ in 0..3 {
+            assert_eq!(&long.read().unwrap()[..], &[b'l'; 5000][..]);
+            assert_eq!(&short.read().unwrap()[..], b"short");
+        }
     }
 
     #[test]
