@@ -4,7 +4,7 @@
 //! to date), the chunks kept in the database (`kept`) and a walk of the
 //! ids above them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +16,7 @@ use domain::parts::{ListPart, ResidentPart};
 
 use super::chunks::{Chunk, SPLIT_ABOVE, Snapshot, TARGET_ORDERS, covering};
 use super::kept::{self, Rest};
+use super::splice;
 use super::spool::Spool;
 use super::{FullListConfig, Stats};
 use crate::StorageError;
@@ -211,16 +212,20 @@ async fn cold<C: Queries>(
     }
 }
 
-/// The indices of `chunks` that the changes after each one's seq (in
-/// `seqs`) up to `seq` touched; `None` when the log cannot say (pruned
-/// past a chunk, or a change of every order).
+/// The chunks (by index in `chunks`) that the changes after each one's
+/// seq (in `seqs`) up to `seq` touched, each with the orders that changed
+/// in it (`None`: read it again whole, after a seed or many changes);
+/// `None` when the log cannot say (pruned past a chunk, or a change of
+/// every order).
+type Touched = BTreeMap<usize, Option<BTreeSet<String>>>;
+
 async fn touched<C: Queries>(
     conn: &mut C,
     chunks: &[Arc<Chunk>],
     seqs: &[i64],
     seq: i64,
     progress: &Progress,
-) -> Result<Option<BTreeSet<usize>>, StorageError> {
+) -> Result<Option<Touched>, StorageError> {
     let since = seqs.iter().copied().min().unwrap_or(seq);
     if seq - since > MAX_CHANGES {
         return Ok(None);
@@ -238,40 +243,51 @@ async fn touched<C: Queries>(
     if !complete {
         return Ok(None);
     }
-    let mut touched = BTreeSet::new();
-    for (change_seq, order_id, kind) in &changes {
+    let mut touched = Touched::new();
+    for (change_seq, order_id, kind) in changes {
         let Some(order_id) = order_id else {
             return Ok(None);
         };
-        let index = covering(chunks, order_id);
+        let index = covering(chunks, &order_id);
         // A chunk kept as of a later seq already holds the change.
-        let newer = |index: &usize| seqs[*index] < *change_seq;
+        let newer = |index: &usize| seqs[*index] < change_seq;
         if kind == SEEDED {
             // Every order from `order_id` up may be new.
-            touched.extend((0..=index).filter(newer));
+            for index in (0..=index).filter(newer) {
+                touched.insert(index, None);
+            }
         } else if newer(&index) {
-            touched.insert(index);
+            let changed = touched
+                .entry(index)
+                .or_insert_with(|| Some(BTreeSet::new()));
+            if let Some(orders) = changed {
+                orders.insert(order_id);
+                if orders.len() > splice::AT_MOST {
+                    *changed = None;
+                }
+            }
         }
     }
     Ok(Some(touched))
 }
 
-/// The held chunks with the touched ones read again: as one chunk, or,
-/// when one grew past `SPLIT_ABOVE` (new orders land in the newest; a seed
-/// of 900,000 does too), walked in chunks of `TARGET_ORDERS`, so that a
-/// re-read holds no more rows at once than a walk does.
+/// The held chunks with the touched ones brought up to date: patched with
+/// the few orders that changed in them (`splice`), or read again, as one
+/// chunk, or, when one grew past `SPLIT_ABOVE` (new orders land in the
+/// newest; a seed of 900,000 does too), walked in chunks of
+/// `TARGET_ORDERS`, so that a re-read holds no more rows at once than a
+/// walk does.
 async fn update<C: Queries>(
     conn: &mut C,
     held: &[Arc<Chunk>],
-    touched: &BTreeSet<usize>,
+    touched: &Touched,
     context: &Context<'_>,
 ) -> Result<Vec<Arc<Chunk>>, StorageError> {
     let (config, spool, progress) = (context.config, context.spool, context.progress);
-    context.stats.reread(touched.len());
     let kept_resident: usize = held
         .iter()
         .enumerate()
-        .filter(|(index, _)| !touched.contains(index))
+        .filter(|(index, _)| !touched.contains_key(index))
         .map(|(_, chunk)| chunk.resident_bytes())
         .sum();
     let mut placer = Placer {
@@ -280,10 +296,18 @@ async fn update<C: Queries>(
     };
     let mut chunks = Vec::with_capacity(held.len() + touched.len());
     for (index, chunk) in held.iter().enumerate() {
-        if !touched.contains(&index) {
+        let Some(changed) = touched.get(&index) else {
             chunks.push(Arc::clone(chunk));
             continue;
+        };
+        if let Some(changed) = changed
+            && let Some(spliced) = spliced(conn, chunk, changed, &mut placer, progress).await?
+        {
+            context.stats.spliced(1);
+            chunks.push(spliced);
+            continue;
         }
+        context.stats.reread(1);
         let ceiling = index
             .checked_sub(1)
             .and_then(|before| held[before].floor.as_deref());
@@ -301,6 +325,58 @@ async fn update<C: Queries>(
         chunks.push(rendered.into_one_chunk(chunk.floor.clone(), &mut placer)?);
     }
     Ok(chunks)
+}
+
+/// `chunk` with the orders in `changed` read again by id and spliced in;
+/// `None` when it should be read again whole instead (it grew past
+/// `SPLIT_ABOVE`, or its bytes are not a list of orders).
+async fn spliced<C: Queries>(
+    conn: &mut C,
+    chunk: &Chunk,
+    changed: &BTreeSet<String>,
+    placer: &mut Placer<'_>,
+    progress: &Progress,
+) -> Result<Option<Arc<Chunk>>, StorageError> {
+    let ids: Vec<&str> = changed.iter().map(String::as_str).collect();
+    let orders = progress.after(conn.orders_by_ids(&ids)).await?;
+    let found: Vec<&str> = orders.iter().map(|order| order.id.as_str()).collect();
+    let items = if found.is_empty() {
+        Vec::new()
+    } else {
+        progress.after(conn.items_by_order_ids(&found)).await?
+    };
+    // Each order's items in position order, as `items_by_order_ids` reads
+    // them.
+    let mut items_of: HashMap<String, Vec<Item>> = HashMap::new();
+    for item in items {
+        let order_id = item.order_id.clone();
+        items_of.entry(order_id).or_default().push(item.into_item());
+    }
+    let mut fresh = Vec::with_capacity(orders.len());
+    for row in orders {
+        let own = items_of.remove(&row.id).unwrap_or_default();
+        let id = row.id.clone();
+        let mut bytes = Vec::with_capacity(512);
+        render(&mut bytes, row, own)?;
+        fresh.push((id, bytes));
+    }
+    fresh.sort_unstable_by(|(a, _), (b, _)| b.cmp(a));
+    let body = chunk.part.read().map_err(StorageError::Spool)?;
+    match splice::splice(&body, changed, &fresh) {
+        Some((body, orders)) if orders <= SPLIT_ABOVE => Ok(Some(placer.chunk(
+            chunk.floor.clone(),
+            orders,
+            Bytes::from(body),
+        )?)),
+        _ => Ok(None),
+    }
+}
+
+/// Appends one order's rendering: the bytes a walk and a splice both give.
+fn render(body: &mut Vec<u8>, row: OrderRow, items: Vec<Item>) -> Result<(), StorageError> {
+    let order = row.into_order(items)?;
+    serde_json::to_writer(body, &order).expect("an order always serialises");
+    Ok(())
 }
 
 /// Every order with `lowest <= id < highest` (open ends for `None`),
@@ -426,11 +502,10 @@ impl Rendered {
                 own.push(item.into_item());
             }
             own.reverse();
-            let order = row.into_order(own)?;
             if !body.is_empty() {
                 body.push(b',');
             }
-            serde_json::to_writer(&mut body, &order).expect("an order always serialises");
+            render(&mut body, row, own)?;
         }
         Ok(Self {
             body: Bytes::from(body),

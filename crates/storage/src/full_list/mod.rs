@@ -32,6 +32,7 @@
 mod build;
 mod chunks;
 mod kept;
+mod splice;
 mod spool;
 
 use std::path::PathBuf;
@@ -107,6 +108,8 @@ pub struct FullListStats {
     pub loaded: u64,
     /// Read again because the change log said they changed.
     pub reread: u64,
+    /// Patched with the few orders the change log said changed in them.
+    pub spliced: u64,
     /// Written to the database by the keeper.
     pub kept: u64,
 }
@@ -116,6 +119,7 @@ struct Stats {
     walked: AtomicU64,
     loaded: AtomicU64,
     reread: AtomicU64,
+    spliced: AtomicU64,
     kept: AtomicU64,
 }
 
@@ -132,6 +136,10 @@ impl Stats {
         self.reread.fetch_add(chunks as u64, Ordering::Relaxed);
     }
 
+    fn spliced(&self, chunks: usize) {
+        self.spliced.fetch_add(chunks as u64, Ordering::Relaxed);
+    }
+
     fn record_kept(&self, kept: kept::Kept) {
         self.kept.fetch_add(kept.written as u64, Ordering::Relaxed);
     }
@@ -141,6 +149,7 @@ impl Stats {
             walked: self.walked.load(Ordering::Relaxed),
             loaded: self.loaded.load(Ordering::Relaxed),
             reread: self.reread.load(Ordering::Relaxed),
+            spliced: self.spliced.load(Ordering::Relaxed),
             kept: self.kept.load(Ordering::Relaxed),
         }
     }

@@ -133,7 +133,10 @@ pub async fn a_new_instance_starts_from_the_kept_list(db: &TestDb) {
 
     let (bytes, stats) = fresh_list(db, spool.path()).await;
     assert_eq!(bytes, walked(db).await);
-    assert_eq!((stats.walked, stats.loaded, stats.reread), (0, 21, 0));
+    assert_eq!(
+        (stats.walked, stats.loaded, stats.reread, stats.spliced),
+        (0, 21, 0, 0)
+    );
 
     let mut kept_before = kept.kept;
     for round in 0..3 {
@@ -143,7 +146,10 @@ pub async fn a_new_instance_starts_from_the_kept_list(db: &TestDb) {
         assert_eq!(stats.walked, 0, "round {round}: {stats:?}");
         assert!(stats.loaded >= 21, "round {round}: {stats:?}");
         // Seven chunks had a status change or a delete, plus the newest.
-        assert!((1..=8).contains(&stats.reread), "round {round}: {stats:?}");
+        assert!(
+            (1..=8).contains(&(stats.reread + stats.spliced)),
+            "round {round}: {stats:?}"
+        );
         // The fresh instance's keeper wrote what changed; the first's
         // finds nothing more to write.
         assert!(
@@ -273,7 +279,10 @@ pub async fn full_list_follows_the_change_log(db: &TestDb) {
                 assert!(storage.delete(id).await.unwrap(), "{id}");
             }
         }
-        for n in 0..(round * 700) {
+        // A few new orders land in the newest chunk, which is spliced; more
+        // make it read again, and more still split it.
+        let creates = [0, 30, 700, 2_100][round];
+        for n in 0..creates {
             storage
                 .create(
                     crate::new_order(&format!("round {round} {n}"), &[("Pen", 1)]),
@@ -282,10 +291,21 @@ pub async fn full_list_follows_the_change_log(db: &TestDb) {
                 .await
                 .unwrap();
         }
+        let before = storage.full_list_stats();
         let updated = full(&storage).await;
         let bytes = updated.to_bytes().unwrap();
         well_formed(&parsed(&updated));
         assert_eq!(bytes.to_vec(), walked(db).await, "round {round}");
+        let after = storage.full_list_stats();
+        let (spliced, reread) = (
+            after.spliced - before.spliced,
+            after.reread - before.reread,
+        );
+        // Ten chunks had a change each; the newest also had the creates.
+        match creates {
+            0 | 30 => assert_eq!((spliced, reread), (10, 0), "round {round}"),
+            _ => assert_eq!((spliced, reread), (9, 1), "round {round}"),
+        }
         assert_eq!(
             full(&other).await.to_bytes().unwrap(),
             bytes,
