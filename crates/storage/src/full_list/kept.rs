@@ -206,6 +206,12 @@ struct Plan<'a> {
     left: usize,
 }
 
+/// What a round may leave for a later one.
+enum Optional<'a> {
+    Write((&'a str, Option<&'a str>, Arc<Chunk>)),
+    Bump((&'a str, i64, i64)),
+}
+
 /// Which chunks of `snapshot` to write over the rows in `index`.
 ///
 /// A chunk whose row is missing or does not fit the snapshot's bounds is
@@ -216,7 +222,12 @@ struct Plan<'a> {
 /// (all with `None`): rewriting every changed chunk each second wrote the
 /// whole list, 32 MB at 100,000 orders, every second under steady writes,
 /// holding SQLite's write lock for it and leaving MariaDB that much undo
-/// to purge and pages to flush.
+/// to purge and pages to flush. Moving a row that lags to the snapshot's
+/// seq (a bump) shares the budget, at its chunk's size: SQLite rewrites a
+/// whole row to update one column of it, body included, and bumping all
+/// 1,000 rows of a list of 1,000,000 orders in one transaction held the
+/// write lock for 0.7-1.3 s (writes waited that long in the mixed
+/// scenario there).
 fn plan<'a>(
     index: &'a [KeptRow],
     snapshot: &'a Snapshot,
@@ -229,7 +240,8 @@ fn plan<'a>(
         .collect();
     let (epoch, seq) = (snapshot.epoch, snapshot.seq);
     let mut plan = Plan::default();
-    let mut changed = Vec::new();
+    // (the row's seq, the chunk's bytes, what to do), for the budget.
+    let mut optional: Vec<(i64, usize, Optional<'a>)> = Vec::new();
     let mut ours = std::collections::HashSet::new();
     for (index, chunk) in snapshot.chunks.iter().enumerate() {
         let from = chunk.floor.as_deref().unwrap_or("");
@@ -239,16 +251,17 @@ fn plan<'a>(
             .and_then(|above| snapshot.chunks[above].floor.as_deref());
         let digest = chunk.part.digest() as i64;
         let write = (from, below, Arc::clone(chunk));
+        let len = chunk.part.len();
         match stored.get(from) {
             Some(row) if row.epoch == epoch && row.below_id.as_deref() == below => {
                 if row.seq > seq {
                     // Written as of a later seq, by another process.
                 } else if row.digest != digest || row.order_count != chunk.orders as i64 {
-                    changed.push((row.seq, write));
+                    optional.push((row.seq, len, Optional::Write(write)));
                 } else if row.seq < seq
                     && (seq - row.seq > BUMP_AFTER_CHANGES || now - row.kept_at > BUMP_AFTER_MS)
                 {
-                    plan.bumps.push((from, digest, row.seq));
+                    optional.push((row.seq, len, Optional::Bump((from, digest, row.seq))));
                 }
             }
             // Another process's epoch or bounds, but as of a later seq.
@@ -256,17 +269,19 @@ fn plan<'a>(
             _ => plan.writes.push(write),
         }
     }
-    changed.sort_by_key(|(row_seq, _)| *row_seq);
+    optional.sort_by_key(|(row_seq, _, _)| *row_seq);
     let mut spent = 0;
-    for (_, write) in changed {
-        let len = write.2.part.len();
+    for (_, len, job) in optional {
         // One at least, however large.
         if budget.is_some_and(|budget| spent > 0 && spent + len > budget) {
             plan.left += 1;
             continue;
         }
         spent += len;
-        plan.writes.push(write);
+        match job {
+            Optional::Write(write) => plan.writes.push(write),
+            Optional::Bump(bump) => plan.bumps.push(bump),
+        }
     }
     // Newest first, as the snapshot's chunks are (floors descending).
     plan.writes.sort_by(|(a, _, _), (b, _, _)| b.cmp(a));
@@ -511,6 +526,26 @@ mod tests {
         assert_eq!(plan.bumps.len(), 1);
         assert_eq!(plan.bumps[0].0, "");
         assert_eq!(plan.left, 0);
+
+        // Bumps share the budget with the changed chunks, stalest first.
+        let lagging = 20 - BUMP_AFTER_CHANGES - 1;
+        let index = [
+            stored(&chunks[0], None, lagging, None),
+            stored(&chunks[1], Some("p"), lagging - 1, None),
+            stored(&chunks[2], Some("k"), lagging + 1, Some(3)),
+            stored(&chunks[3], Some("f"), lagging, None),
+        ];
+        let plan = super::plan(&index, &snapshot, 0, Some(250));
+        let bumped: Vec<&str> = plan.bumps.iter().map(|(from, _, _)| *from).collect();
+        assert_eq!(bumped.len(), 2, "{bumped:?}");
+        assert_eq!(bumped[0], "k", "the stalest first");
+        assert!(written(&plan).is_empty());
+        assert_eq!(plan.left, 2);
+        let all = super::plan(&index, &snapshot, 0, None);
+        assert_eq!(
+            (all.bumps.len(), written(&all), all.left),
+            (3, vec!["f"], 0)
+        );
     }
 
     fn froms(chain: &[&KeptRow]) -> Vec<String> {

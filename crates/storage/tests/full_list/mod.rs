@@ -297,10 +297,7 @@ pub async fn full_list_follows_the_change_log(db: &TestDb) {
         well_formed(&parsed(&updated));
         assert_eq!(bytes.to_vec(), walked(db).await, "round {round}");
         let after = storage.full_list_stats();
-        let (spliced, reread) = (
-            after.spliced - before.spliced,
-            after.reread - before.reread,
-        );
+        let (spliced, reread) = (after.spliced - before.spliced, after.reread - before.reread);
         // Ten chunks had a change each; the newest also had the creates.
         match creates {
             0 | 30 => assert_eq!((spliced, reread), (10, 0), "round {round}"),
