@@ -161,13 +161,15 @@ where
 }
 
 /// Slices a body sends in one go before it lets its worker's other
-/// connections run: 1 MiB. Without it a body polled by a fast client goes
-/// on until tokio's budget for its socket runs out (128 writes, several
-/// MB), and with a few such lists on a worker a new request waited tens of
-/// milliseconds at each step (head, body, answer) before it was even seen
-/// as in flight: at 1,000,000 orders the mixed scenario's writes and
-/// single reads had p99s of 60-160 ms.
-pub const SLICES_PER_TURN: u32 = 16;
+/// connections run: 256 KiB. Without it a body polled by a fast client
+/// goes on until tokio's budget for its socket runs out (128 writes,
+/// several MB), and with a few such lists on a worker a new request waited
+/// tens of milliseconds at each step (head, body, answer) before it was
+/// even seen as in flight: at 1,000,000 orders the mixed scenario's writes
+/// and single reads had p99s of 60-160 ms. A turn is one round of the
+/// worker's run queue (see [`Yielding::poll_turn`]), so a new request waits
+/// for at most one turn of each list on its worker.
+pub const SLICES_PER_TURN: u32 = 4;
 
 /// A body's place in line behind other requests: polled before each
 /// slice. The default yields to no request, only to its worker's other
@@ -178,6 +180,8 @@ pub(crate) struct Yielding {
     pause: Option<Pause>,
     /// Slices sent since the body last let its worker go.
     sent: u32,
+    /// The body's turn given up, until tokio polls it again.
+    yielded: Option<Pause>,
 }
 
 impl Yielding {
@@ -186,23 +190,36 @@ impl Yielding {
             precedence: Some(precedence),
             pause: None,
             sent: 0,
+            yielded: None,
         }
     }
 
     /// Ready when the next slice may go out. The slice after a pause goes
     /// out whatever the requests (a pause is begun only on the next call),
     /// so that a list always moves.
+    ///
+    /// A body that has had its turn yields with `tokio::task::yield_now`,
+    /// not by waking itself: tokio then polls it again only once the
+    /// worker's run queue is empty and its sockets have been polled. A body
+    /// that woke itself went straight back into the queue, and an actix
+    /// worker (a `LocalSet`) looks at its sockets only every 61 polls, so
+    /// with a dozen lists on a worker a new request was read after some 60
+    /// turns of list copies, not one per list.
     pub(crate) fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(yielded) = self.yielded.as_mut() {
+            if yielded.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.yielded = None;
+            self.sent = 0;
+        }
         if self.pause.is_none() {
             self.pause = self.precedence.as_ref().and_then(Precedence::pause);
         }
         let Some(pause) = self.pause.as_mut() else {
             if self.sent >= SLICES_PER_TURN {
-                // Woken at once: back of the worker's queue, behind the
-                // connections that were waiting.
-                self.sent = 0;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+                self.yielded = Some(Box::pin(tokio::task::yield_now()));
+                return self.poll_turn(cx);
             }
             self.sent += 1;
             return Poll::Ready(());
@@ -240,6 +257,69 @@ mod tests {
             assert_eq!(yielding.poll_turn(&mut cx), Poll::Pending);
         }
         assert_eq!(woken.0.load(Ordering::SeqCst), 3, "each yield wakes itself");
+    }
+
+    /// As an actix worker runs them (a current-thread runtime and a
+    /// `LocalSet`): bodies that always have a slice ready, and a listener.
+    /// Each time a connection arrives, count the turns the bodies take
+    /// before it is accepted. A body that woke itself at each turn left the
+    /// sockets unpolled for up to 61 turns (the `LocalSet`'s tick); a yield
+    /// leaves them for at most a round of the bodies.
+    #[actix_web::test]
+    async fn a_body_that_had_its_turn_lets_its_worker_read_its_sockets() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        use std::sync::atomic::AtomicBool;
+
+        const BODIES: u64 = 8;
+        const CONNECTIONS: usize = 20;
+        let connected = Arc::new(AtomicBool::new(false));
+        let turns_since = Rc::new(Cell::new(0u64));
+        for _ in 0..BODIES {
+            let connected = Arc::clone(&connected);
+            let turns_since = Rc::clone(&turns_since);
+            actix_web::rt::spawn(async move {
+                let mut yielding = Yielding::default();
+                loop {
+                    poll_fn(|cx| {
+                        let turn = yielding.poll_turn(cx);
+                        if turn.is_pending() && connected.load(Ordering::SeqCst) {
+                            turns_since.set(turns_since.get() + 1);
+                        }
+                        turn
+                    })
+                    .await;
+                }
+            });
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (go, went) = std::sync::mpsc::channel::<()>();
+        let connector = std::thread::spawn({
+            let connected = Arc::clone(&connected);
+            move || {
+                let mut streams = Vec::new();
+                while went.recv().is_ok() {
+                    std::thread::sleep(Duration::from_millis(1));
+                    streams.push(std::net::TcpStream::connect(addr).unwrap());
+                    connected.store(true, Ordering::SeqCst);
+                }
+            }
+        });
+        let mut most = 0;
+        for _ in 0..CONNECTIONS {
+            connected.store(false, Ordering::SeqCst);
+            turns_since.set(0);
+            go.send(()).unwrap();
+            let _accepted = listener.accept().await.unwrap();
+            most = most.max(turns_since.get());
+        }
+        drop(go);
+        connector.join().unwrap();
+        assert!(
+            most <= 2 * BODIES,
+            "a connection waited {most} turns of {BODIES} bodies before it was accepted"
+        );
     }
 
     #[derive(Default)]
