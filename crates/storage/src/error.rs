@@ -65,6 +65,8 @@ pub enum StorageError {
     /// Writing or reading the file a large list is spooled to.
     #[error("the list spool file failed")]
     Spool(#[source] std::io::Error),
+    #[error("could not start the SQLite checkpoint thread")]
+    Checkpoint(#[source] std::io::Error),
 }
 
 impl From<DieselError> for StorageError {

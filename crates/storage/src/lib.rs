@@ -12,6 +12,7 @@
 
 mod api_keys;
 mod changes;
+mod checkpoint;
 mod counts;
 mod error;
 mod fragments;

@@ -20,6 +20,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::checkpoint::Checkpoints;
 use crate::url::{MysqlTarget, SslMode, TlsTarget};
 use crate::write_gate::WriteGate;
 use crate::{DatabaseUrl, StorageConfig, StorageError};
@@ -77,8 +78,13 @@ fn configure_sqlite_once() {
 const MYSQL_IDLE_PING_AFTER: Duration = Duration::from_secs(5);
 
 pub(crate) enum Pools {
-    /// With the queue its write transactions wait in.
-    Sqlite(Pool<SqliteConn>, WriteGate),
+    /// With the queue its write transactions wait in, and the thread that
+    /// checkpoints its WAL (held only to stop with the pool).
+    Sqlite(
+        Pool<SqliteConn>,
+        WriteGate,
+        #[expect(dead_code, reason = "held for its Drop, which stops the task")] Checkpoints,
+    ),
     Mysql(Pool<MysqlConn>),
 }
 
@@ -411,7 +417,13 @@ impl Pools {
                 })
                 .await?
                 .map_err(StorageError::Migration)?;
-                Ok(Pools::Sqlite(pool, WriteGate::new(config.pool_timeout)))
+                // After the first connection has made the file a WAL one.
+                let checkpoints = Checkpoints::start(path, SQLITE_SETUP).await?;
+                Ok(Pools::Sqlite(
+                    pool,
+                    WriteGate::new(config.pool_timeout),
+                    checkpoints,
+                ))
             }
             DatabaseUrl::Mysql(url) => {
                 let connector = MysqlConnector::new(url)?;
@@ -450,7 +462,7 @@ impl Pools {
 
     pub(crate) fn status(&self) -> deadpool::Status {
         match self {
-            Self::Sqlite(pool, _) => pool.status(),
+            Self::Sqlite(pool, ..) => pool.status(),
             Self::Mysql(pool) => pool.status(),
         }
     }

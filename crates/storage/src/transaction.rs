@@ -33,7 +33,7 @@ pub(crate) fn retry_pause(attempt: u32) -> Duration {
 macro_rules! with_connection {
     ($pools:expr, |$conn:ident| $body:expr) => {
         match $pools {
-            $crate::pool::Pools::Sqlite(pool, _) => {
+            $crate::pool::Pools::Sqlite(pool, ..) => {
                 let mut object = pool.get().await?;
                 let result = $crate::transaction::typed(async {
                     let $conn = &mut *object;
@@ -62,7 +62,7 @@ macro_rules! with_connection {
 macro_rules! read_transaction {
     ($pools:expr, |$conn:ident| $body:expr) => {
         match $pools {
-            $crate::pool::Pools::Sqlite(pool, _) => {
+            $crate::pool::Pools::Sqlite(pool, ..) => {
                 let mut object = pool.get().await?;
                 let result = diesel_async::AsyncConnection::transaction(
                     &mut *object,
@@ -99,7 +99,7 @@ macro_rules! read_transaction {
 macro_rules! write_transaction {
     ($pools:expr, |$conn:ident| $body:expr) => {
         match $pools {
-            $crate::pool::Pools::Sqlite(pool, gate) => {
+            $crate::pool::Pools::Sqlite(pool, gate, _) => {
                 let _turn = gate.enter().await?;
                 let mut object = pool.get().await?;
                 let result = object

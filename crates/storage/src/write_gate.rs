@@ -65,7 +65,7 @@ mod tests {
         use crate::storage::temp_sqlite;
 
         let (_dir, storage) = temp_sqlite(Duration::from_millis(200)).await;
-        let Pools::Sqlite(_, gate) = storage.pools() else {
+        let Pools::Sqlite(_, gate, _) = storage.pools() else {
             unreachable!("a SQLite url")
         };
         let id = OrderId::new();

@@ -496,9 +496,10 @@ pub async fn a_slow_reader_holds_back_no_write(db: &TestDb) {
         .expect("a write waited behind a held list")
         .unwrap();
     }
-    // SQLite checkpoints every 1,000 pages (4 MiB) and then writes the log
-    // from its start again; a reader holding a snapshot would stop that,
-    // and 1,500 creates would grow it by tens of MiB.
+    // SQLite checkpoints every 1,000 pages (4 MiB) on commit, the storage's
+    // task every 100 ms, and SQLite then writes the log from its start
+    // again; a reader holding a snapshot would stop that, and 1,500 creates
+    // would grow it by tens of MiB.
     let after = wal_size();
     assert!(
         after <= before.max(8 * 1024 * 1024),
