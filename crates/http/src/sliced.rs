@@ -17,8 +17,8 @@ use bytes::Bytes;
 
 use crate::precedence::{Precedence, Yielding};
 
-/// Bytes handed out per poll: half of actix-http's write threshold, so a
-/// write happens every other slice.
+/// Bytes handed out per poll: twice actix-http's write threshold (32 KiB),
+/// so each slice goes out in a write of its own.
 pub const SLICE: usize = 64 * 1024;
 
 /// The next slice of at most [`SLICE`] bytes taken off the front of
